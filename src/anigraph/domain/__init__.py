@@ -1,0 +1,1 @@
+"""Plain rules and values shared by every layer: no I/O here."""

@@ -1,0 +1,251 @@
+"""The engine's one entry point: a video segment and a template in, an animated image out."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import av
+import numpy as np
+from numpy.typing import NDArray
+
+from anigraph.domain.errors import ErrCodeExt, TaskError
+from anigraph.domain.geometry import output_size
+from anigraph.domain.offsets import resolve_segment
+from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
+from anigraph.media.decode import Segment, check_deadline, segment_frames
+from anigraph.media.gif import GifEncoder
+from anigraph.media.probe import check_video_stream, pick_video_stream, stream_duration
+from anigraph.media.quality import choices_for
+from anigraph.media.safe_open import open_media
+from anigraph.media.types import AnimateParams, Limits, OutputFormat, ProgressCallback, Result
+from anigraph.media.webp import WebpEncoder
+
+MAX_SIDE = 4096
+
+
+def _validate(params: AnimateParams, limits: Limits) -> None:
+    problems = []
+    if not 1 <= params.fps <= limits.max_fps:
+        problems.append(f"fps must be in [1, {limits.max_fps}]")
+    if not 1 <= params.quality <= 100:
+        problems.append("quality must be in [1, 100]")
+    for name, value in (("width", params.width), ("height", params.height)):
+        if not 0 <= value <= MAX_SIDE:
+            problems.append(f"{name} must be 0 or at most {MAX_SIDE}")
+    if problems:
+        raise TaskError(ErrCodeExt.CONFIGURATION_UNSUPPORTED, "; ".join(problems))
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    # Counter-clockwise angle from the display matrix, as a multiple of 90 in [0, 360).
+    return int(round(frame.rotation / 90.0)) % 4
+
+
+class _Converter:
+    """Scales (Lanczos) and rotates one decoded frame to the output size and pixel format."""
+
+    def __init__(self, params: AnimateParams, limits: Limits) -> None:
+        self._params = params
+        self._limits = limits
+
+    def size(self, frame: av.VideoFrame) -> tuple[int, int, int]:
+        turns = _rotation(frame)
+        shown_w, shown_h = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
+        p = self._params
+        width, height = output_size(shown_w, shown_h, p.width, p.height, p.resolution_adaptive)
+        if width * height > self._limits.max_output_pixels:
+            raise TaskError(
+                ErrCodeExt.CONFIGURATION_UNSUPPORTED,
+                f"output {width}x{height} exceeds the limit of "
+                f"{self._limits.max_output_pixels} pixels",
+            )
+        return width, height, turns
+
+    def _scaled(self, frame: av.VideoFrame, fmt: str) -> tuple[av.VideoFrame, int]:
+        width, height, turns = self.size(frame)
+        coded_w, coded_h = (height, width) if turns % 2 else (width, height)
+        scaled = frame.reformat(
+            width=coded_w, height=coded_h, format=fmt, interpolation="LANCZOS"
+        )
+        return scaled, turns
+
+    def rgba(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
+        scaled, turns = self._scaled(frame, "rgba")
+        array = scaled.to_ndarray()
+        return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
+
+    def yuv(self, frame: av.VideoFrame) -> av.VideoFrame:
+        if _rotation(frame) == 0:
+            scaled, _ = self._scaled(frame, "yuv420p")
+            return scaled
+        rgb = av.VideoFrame.from_ndarray(self.rgba(frame), format="rgba")
+        return rgb.reformat(format="yuv420p")
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _Progress:
+    def __init__(self, total: int, callback: ProgressCallback | None, deadline: float | None):
+        self._total = max(total, 1)
+        self._done = 0
+        self._callback = callback
+        self._deadline = deadline
+
+    def step(self) -> None:
+        self._done += 1
+        check_deadline(self._deadline)
+        if self._callback is not None:
+            # Encoding the last frame is not the end: the file still has to be finished.
+            self._callback(min(self._done / self._total, 0.99))
+
+
+def _encode(
+    frames: object,
+    fmt: OutputFormat,
+    part: Path,
+    timeline: Timeline,
+    params: AnimateParams,
+    limits: Limits,
+    converter: _Converter,
+    pool: ThreadPoolExecutor,
+    progress: _Progress,
+) -> tuple[int, int]:
+    choices = choices_for(params.quality)
+    iterator = iter(frames)  # type: ignore[call-overload]
+    if fmt is OutputFormat.GIF:
+        first: NDArray[np.uint8] = next(iterator)
+        height, width = first.shape[:2]
+        gif = GifEncoder(part, width, height, timeline, choices)
+        try:
+            chunk = [first]
+            chunk_bytes = first.nbytes
+            for frame in iterator:
+                if chunk_bytes + frame.nbytes > limits.palette_buffer_bytes:
+                    gif.write_chunk(chunk, pool, progress.step)
+                    chunk, chunk_bytes = [], 0
+                chunk.append(frame)
+                chunk_bytes += frame.nbytes
+            gif.write_chunk(chunk, pool, progress.step)
+            gif.close()
+        except BaseException:
+            gif.abort()
+            raise
+        return width, height
+    first_frame: av.VideoFrame = next(iterator)
+    webp = WebpEncoder(part, first_frame.width, first_frame.height, timeline, choices)
+    try:
+        webp.write(first_frame)
+        progress.step()
+        for frame in iterator:
+            webp.write(frame)
+            progress.step()
+        webp.close()
+    except BaseException:
+        webp.abort()
+        raise
+    return first_frame.width, first_frame.height
+
+
+def animate(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    params: AnimateParams,
+    limits: Limits | None = None,
+    deadline: float | None = None,
+    progress: ProgressCallback | None = None,
+) -> Result:
+    """Render ``params`` applied to ``source`` into ``output`` (written atomically).
+
+    Raises :class:`TaskError` with the Tencent ``ErrCodeExt`` on any failure, leaving no file.
+    ``deadline`` is a :func:`time.monotonic` instant.
+    """
+    limits = limits or Limits()
+    _validate(params, limits)
+    target = Path(output)
+    part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
+    unit, min_ticks = (100, MIN_GIF_DELAY_CS) if params.format is OutputFormat.GIF else (1000, 1)
+    try:
+        with open_media(source) as container:
+            stream = pick_video_stream(container)
+            check_video_stream(stream, limits)
+            stream.thread_type = "AUTO"
+            duration = stream_duration(stream, container)
+            start, end = resolve_segment(params.start, params.end, duration)
+            if end - start > limits.max_segment_seconds:
+                raise TaskError(
+                    ErrCodeExt.CONFIGURATION_UNSUPPORTED,
+                    f"segment of {end - start:.1f}s is longer than the limit of "
+                    f"{limits.max_segment_seconds:g}s",
+                )
+            timeline = build_timeline(end - start, params.fps, unit, min_ticks)
+            if timeline.frame_count > limits.max_frames:
+                raise TaskError(
+                    ErrCodeExt.CONFIGURATION_UNSUPPORTED,
+                    f"{timeline.frame_count} output frames exceed the limit of {limits.max_frames}",
+                )
+            converter = _Converter(params, limits)
+            convert: Callable[[av.VideoFrame], object] = (
+                converter.rgba if params.format is OutputFormat.GIF else converter.yuv
+            )
+            threads = limits.threads or os.cpu_count() or 1
+            steps = _Progress(timeline.frame_count, progress, deadline)
+            with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anigraph") as pool:
+                frames = segment_frames(
+                    container,
+                    stream,
+                    Segment(start, timeline.times),
+                    convert,
+                    limits,
+                    deadline,
+                    pool,
+                    depth=2 * threads,
+                )
+                width, height = _encode(
+                    frames, params.format, part, timeline, params, limits, converter, pool, steps
+                )
+        size = part.stat().st_size
+        if size > limits.max_output_bytes:
+            raise TaskError(
+                ErrCodeExt.RESULT_FILE_TOO_LARGE,
+                f"output of {size} bytes exceeds the limit of {limits.max_output_bytes}",
+            )
+        md5 = _md5(part)
+        with part.open("rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(part, target)
+    except TaskError:
+        part.unlink(missing_ok=True)
+        raise
+    except av.error.FFmpegError as exc:
+        part.unlink(missing_ok=True)
+        raise TaskError(ErrCodeExt.CONTENT_MALFORMED, f"media error: {exc}") from exc
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    if progress is not None:
+        progress(1.0)
+    seconds = timeline.total_seconds
+    return Result(
+        path=str(target),
+        Container=params.format.value,
+        Width=width,
+        Height=height,
+        Size=size,
+        Bitrate=round(size * 8 / seconds) if seconds > 0 else 0,
+        Md5=md5,
+        StartTimeOffset=round(start, 3),
+        EndTimeOffset=round(start + seconds, 3),
+        FrameCount=timeline.frame_count,
+        Duration=round(seconds, 3),
+    )
