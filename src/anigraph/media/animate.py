@@ -43,7 +43,7 @@ def _validate(params: AnimateParams, limits: Limits) -> None:
 
 def _rotation(frame: av.VideoFrame) -> int:
     # Counter-clockwise angle from the display matrix, as a multiple of 90 in [0, 360).
-    return int(round(frame.rotation / 90.0)) % 4
+    return round(frame.rotation / 90.0) % 4
 
 
 class _Converter:
@@ -69,14 +69,12 @@ class _Converter:
     def _scaled(self, frame: av.VideoFrame, fmt: str) -> tuple[av.VideoFrame, int]:
         width, height, turns = self.size(frame)
         coded_w, coded_h = (height, width) if turns % 2 else (width, height)
-        scaled = frame.reformat(
-            width=coded_w, height=coded_h, format=fmt, interpolation="LANCZOS"
-        )
+        scaled = frame.reformat(width=coded_w, height=coded_h, format=fmt, interpolation="LANCZOS")
         return scaled, turns
 
     def rgba(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
         scaled, turns = self._scaled(frame, "rgba")
-        array = scaled.to_ndarray()
+        array: NDArray[np.uint8] = np.asarray(scaled.to_ndarray(), dtype=np.uint8)
         return np.ascontiguousarray(np.rot90(array, turns)) if turns else array
 
     def yuv(self, frame: av.VideoFrame) -> av.VideoFrame:

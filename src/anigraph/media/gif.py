@@ -58,9 +58,7 @@ class GifEncoder:
         on_frame: Callable[[], None],
     ) -> None:
         sample = [frame[::_HISTOGRAM_STEP, ::_HISTOGRAM_STEP] for frame in frames]
-        palette = build_palette(
-            sample, self._choices.palette_quality, self._choices.palette_speed
-        )
+        palette = build_palette(sample, self._choices.palette_quality, self._choices.palette_speed)
         table = palette.argb256()
         # A new palette means old indices mean other colours: no reuse across chunks.
         self._previous = None
@@ -83,7 +81,7 @@ class GifEncoder:
         return indices
 
     def _encode(self, indices: NDArray[np.uint8], table: NDArray[np.uint8]) -> None:
-        frame = av.VideoFrame.from_ndarray((indices, table), format="pal8")
+        frame = av.VideoFrame.from_ndarray((indices, table), format="pal8")  # type: ignore[arg-type]
         frame.pts = self._tick
         frame.time_base = Fraction(1, 100)
         self._tick += self._timeline.durations[self._index]

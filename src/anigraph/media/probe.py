@@ -35,7 +35,7 @@ def stream_duration(stream: av.stream.Stream, container: av.container.InputConta
 def rotation_of(frame: av.VideoFrame) -> int:
     """Clockwise display rotation in degrees (0, 90, 180 or 270), like the old ``rotate`` tag."""
     counterclockwise = frame.rotation
-    return int(round(-counterclockwise / 90.0)) * 90 % 360
+    return round(-counterclockwise / 90.0) * 90 % 360
 
 
 def first_frame(container: av.container.InputContainer, stream: VideoStream) -> av.VideoFrame:
@@ -74,7 +74,9 @@ def pick_video_stream(container: av.container.InputContainer) -> VideoStream:
 
 def _dynamic_range(stream: VideoStream) -> dict[str, str]:
     transfer = av.video.reformatter.ColorTrc(stream.codec_context.color_trc).name.lower()
-    hdr = next((name for key, name in _HDR_TRANSFER.items() if key.replace("-", "_") in transfer), "")
+    hdr = next(
+        (name for key, name in _HDR_TRANSFER.items() if key.replace("-", "_") in transfer), ""
+    )
     return {"Type": "HDR" if hdr else "SDR", "HDRType": hdr}
 
 
@@ -98,7 +100,7 @@ def probe(path: str | os.PathLike[str], limits: Limits | None = None) -> MetaDat
                 Height=s.codec_context.height,
                 Width=s.codec_context.width,
                 Codec=s.codec_context.name,
-                Fps=int(round(float(s.average_rate or s.guessed_rate or 0))),
+                Fps=round(float(s.average_rate or s.guessed_rate or 0)),
                 CodecTag=_codec_tag(s),
                 DynamicRangeInfo=_dynamic_range(s),
             )

@@ -82,7 +82,7 @@ def open_media(path: str | os.PathLike[str]) -> av.container.InputContainer:
         container = av.open(f"file:{source}", mode="r", options=dict(OPEN_OPTIONS))
     except av.error.InvalidDataError as exc:
         raise TaskError(ErrCodeExt.CONTENT_MALFORMED, _reason(exc)) from exc
-    except av.error.ValueError as exc:
+    except av.error.ValueError as exc:  # type: ignore[attr-defined]
         # EINVAL at open: the content was recognised as a demuxer outside the whitelist.
         raise TaskError(ErrCodeExt.CONTENT_UNSUPPORTED, _reason(exc)) from exc
     except av.error.FFmpegError as exc:

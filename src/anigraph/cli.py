@@ -1,0 +1,149 @@
+"""Command line: ``anigraph probe`` and ``anigraph convert``, on the service's own engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from anigraph.domain.errors import TaskError
+from anigraph.domain.geometry import ResolutionAdaptive
+from anigraph.media.animate import animate
+from anigraph.media.probe import probe as probe_media
+from anigraph.media.types import AnimateParams, Limits, OutputFormat, Result
+
+# Tencent's preset templates (spec section 4): source size, 2 fps.
+PRESETS: dict[int, AnimateParams] = {
+    20000: AnimateParams(format=OutputFormat.GIF, fps=2),
+    20001: AnimateParams(format=OutputFormat.WEBP, fps=2),
+}
+
+
+def _fail(message: str) -> None:
+    click.echo(message.splitlines()[0] if message else "error", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def app() -> None:
+    """Turn videos into animated GIF/WebP images, by template."""
+
+
+@app.command()
+@click.argument("source", type=click.Path(path_type=Path))
+def probe(source: Path) -> None:
+    """Print the file's MetaData (Tencent field names) as JSON."""
+    try:
+        meta = probe_media(source)
+    except TaskError as exc:
+        _fail(str(exc))
+        return
+    click.echo(json.dumps(meta.to_dict(), indent=2))
+
+
+def _format_for(output: Path, given: str | None, preset: AnimateParams | None) -> OutputFormat:
+    if given is not None:
+        return OutputFormat(given)
+    suffix = output.suffix.lower().lstrip(".")
+    if suffix in ("gif", "webp"):
+        return OutputFormat(suffix)
+    if preset is not None:
+        return preset.format
+    raise click.BadParameter("cannot tell the format from the name; use --format")
+
+
+def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> Result:
+    if not show_bar:
+        return animate(source, output, params, Limits())
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(output.name, total=1.0)
+        return animate(
+            source, output, params, Limits(), progress=lambda f: bar.update(task, completed=f)
+        )
+
+
+@app.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("output", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["gif", "webp"]), help="Default: from OUT.")
+@click.option("--width", type=click.IntRange(0, 4096), help="Max width (long edge); 0 = source.")
+@click.option("--height", type=click.IntRange(0, 4096), help="Max height (short edge); 0 = source.")
+@click.option(
+    "--resolution-adaptive",
+    type=click.Choice(["open", "close"]),
+    help="open: Width is the long edge (default); close: Width is the width.",
+)
+@click.option("--fps", type=click.IntRange(1, 50), help="1-50 (templates allow 1-30).")
+@click.option("--quality", type=click.FloatRange(1, 100), help="1-100, default 75.")
+@click.option("--start", type=float, default=0.0, help="Seconds; negative counts from the end.")
+@click.option("--end", type=float, default=0.0, help="Seconds; 0 = the end; negative from the end.")
+@click.option("--definition", type=int, help="Start from preset 20000 (gif) or 20001 (webp).")
+@click.option("--json", "as_json", is_flag=True, help="Print the output item as JSON.")
+def convert(
+    source: Path,
+    output: Path,
+    fmt: str | None,
+    width: int | None,
+    height: int | None,
+    resolution_adaptive: str | None,
+    fps: int | None,
+    quality: float | None,
+    start: float,
+    end: float,
+    definition: int | None,
+    as_json: bool,
+) -> None:
+    """Convert a segment of SOURCE into an animated GIF or WebP at OUTPUT."""
+    preset = None
+    if definition is not None:
+        if definition not in PRESETS:
+            _fail(f"InvalidInput.DefinitionNotExist: no preset {definition} (20000 or 20001)")
+        preset = PRESETS[definition]
+    base = preset or AnimateParams()
+    params = AnimateParams(
+        format=_format_for(output, fmt, preset),
+        width=base.width if width is None else width,
+        height=base.height if height is None else height,
+        resolution_adaptive=ResolutionAdaptive(resolution_adaptive or base.resolution_adaptive),
+        fps=base.fps if fps is None else fps,
+        quality=base.quality if quality is None else quality,
+        start=start,
+        end=end,
+    )
+    try:
+        result = _run(source, output, params, show_bar=sys.stderr.isatty() and not as_json)
+    except TaskError as exc:
+        _fail(str(exc))
+        return
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+    else:
+        click.echo(
+            f"{result.path}: {result.Width}x{result.Height} {result.Container}, "
+            f"{result.FrameCount} frames, {result.Duration:.2f}s, {result.Size} bytes"
+        )
+
+
+def main() -> None:
+    """Entry point: usage errors become one line on stderr and exit status 2."""
+    try:
+        app.main(standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.format_message())
+    except click.UsageError as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
