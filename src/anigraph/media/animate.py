@@ -17,7 +17,7 @@ from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.domain.geometry import output_size
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
-from anigraph.media.decode import Segment, check_deadline, segment_frames
+from anigraph.media.decode import DecodeStats, Segment, check_deadline, segment_frames
 from anigraph.media.gif import GifEncoder
 from anigraph.media.probe import check_video_stream, pick_video_stream, stream_duration
 from anigraph.media.quality import choices_for
@@ -198,6 +198,7 @@ def animate(
             )
             threads = limits.threads or os.cpu_count() or 1
             steps = _Progress(timeline.frame_count, progress, deadline)
+            stats = DecodeStats()
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anigraph") as pool:
                 frames = segment_frames(
                     container,
@@ -208,6 +209,7 @@ def animate(
                     deadline,
                     pool,
                     depth=2 * threads,
+                    stats=stats,
                 )
                 width, height = _encode(
                     frames, params.format, part, timeline, params, limits, converter, pool, steps
@@ -246,4 +248,5 @@ def animate(
         EndTimeOffset=round(start + seconds, 3),
         FrameCount=timeline.frame_count,
         Duration=round(seconds, 3),
+        decoded_frames=stats.decoded_frames,
     )

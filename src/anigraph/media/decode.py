@@ -36,6 +36,13 @@ class Segment:
     times: tuple[float, ...]  # output times relative to ``start``
 
 
+@dataclass
+class DecodeStats:
+    """How much decoding a segment cost: the measure that must not grow with the offset."""
+
+    decoded_frames: int = 0
+
+
 def check_deadline(deadline: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
         raise TaskError(ErrCodeExt.INTERNAL_ERROR, "processing deadline exceeded")
@@ -53,9 +60,9 @@ def _decoded_frames(
     stream: VideoStream,
     limits: Limits,
     deadline: float | None,
+    stats: DecodeStats,
 ) -> Iterator[av.VideoFrame]:
     errors = 0
-    decoded = 0
     for packet in container.demux(stream):
         try:
             frames = stream.decode(packet)
@@ -67,8 +74,8 @@ def _decoded_frames(
         except av.error.FFmpegError as exc:
             raise TaskError(ErrCodeExt.CONTENT_MALFORMED, f"decoding failed: {exc}") from exc
         for frame in frames:
-            decoded += 1
-            if decoded > limits.max_source_frames_decoded:
+            stats.decoded_frames += 1
+            if stats.decoded_frames > limits.max_source_frames_decoded:
                 raise TaskError(
                     ErrCodeExt.CONTENT_UNSUPPORTED,
                     f"more than {limits.max_source_frames_decoded} frames decoded for one segment",
@@ -88,6 +95,7 @@ def _on_screen(
     segment: Segment,
     limits: Limits,
     deadline: float | None,
+    stats: DecodeStats,
 ) -> Iterator[av.VideoFrame]:
     """For each output time, the last source frame whose time is not after it."""
     origin = stream.start_time or 0
@@ -97,7 +105,7 @@ def _on_screen(
     wanted = [segment.start + t for t in segment.times]
     k = 0
     previous: av.VideoFrame | None = None
-    for frame in _decoded_frames(container, stream, limits, deadline):
+    for frame in _decoded_frames(container, stream, limits, deadline, stats):
         seconds = _frame_seconds(frame, origin, stream)
         if seconds is None:
             continue
@@ -126,10 +134,11 @@ def segment_frames(
     deadline: float | None,
     pool: ThreadPoolExecutor,
     depth: int,
+    stats: DecodeStats,
 ) -> Iterator[T]:
     """Converted output frames in order, with at most ``depth`` conversions running ahead."""
     pending: deque[Future[T]] = deque()
-    for frame in _on_screen(container, stream, segment, limits, deadline):
+    for frame in _on_screen(container, stream, segment, limits, deadline, stats):
         pending.append(pool.submit(convert, frame))
         while len(pending) > depth or (pending and pending[0].done()):
             yield pending.popleft().result()

@@ -42,7 +42,7 @@ class Limits:
     max_fps: int = 50
     # The GIF palette is built from the frames buffered here; longer segments are
     # encoded in chunks of this many bytes of frames, each with its own palette.
-    palette_buffer_bytes: int = 48 * 1024 * 1024
+    palette_buffer_bytes: int = 32 * 1024 * 1024
     threads: int = 0  # 0 = one per core
 
 
@@ -102,6 +102,7 @@ class Result:
     EndTimeOffset: float
     FrameCount: int
     Duration: float
+    decoded_frames: int = 0  # source frames decoded to make it; not part of the wire item
 
     def to_dict(self) -> dict[str, Any]:
         return {
