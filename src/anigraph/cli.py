@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import click
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from anigraph.domain.errors import TaskError
 from anigraph.domain.geometry import ResolutionAdaptive
@@ -58,6 +57,9 @@ def _format_for(output: Path, given: str | None, preset: AnimateParams | None) -
 def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> Result:
     if not show_bar:
         return animate(source, output, params, Limits())
+    # Imported on demand: rich costs start-up time that scripted runs need not pay.
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

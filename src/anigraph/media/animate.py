@@ -18,12 +18,10 @@ from anigraph.domain.geometry import output_size
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
 from anigraph.media.decode import DecodeStats, Segment, check_deadline, segment_frames
-from anigraph.media.gif import GifEncoder
 from anigraph.media.probe import check_video_stream, pick_video_stream, stream_duration
 from anigraph.media.quality import choices_for
 from anigraph.media.safe_open import open_media
 from anigraph.media.types import AnimateParams, Limits, OutputFormat, ProgressCallback, Result
-from anigraph.media.webp import WebpEncoder
 
 MAX_SIDE = 4096
 
@@ -122,6 +120,9 @@ def _encode(
     choices = choices_for(params.quality)
     iterator = iter(frames)  # type: ignore[call-overload]
     if fmt is OutputFormat.GIF:
+        # Imported here: the palette stack (libimagequant, Pillow) is only needed for GIF.
+        from anigraph.media.gif import GifEncoder
+
         first: NDArray[np.uint8] = next(iterator)
         height, width = first.shape[:2]
         gif = GifEncoder(part, width, height, timeline, choices)
@@ -140,6 +141,8 @@ def _encode(
             gif.abort()
             raise
         return width, height
+    from anigraph.media.webp import WebpEncoder
+
     first_frame: av.VideoFrame = next(iterator)
     webp = WebpEncoder(part, first_frame.width, first_frame.height, timeline, choices)
     try:

@@ -8,8 +8,9 @@ and scaling overlap on both cores.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,7 +102,11 @@ def _on_screen(
     origin = stream.start_time or 0
     if segment.start > 0 and stream.time_base is not None:
         target = origin + int(segment.start / stream.time_base)
-        container.seek(target, stream=stream, backward=True, any_frame=False)
+        try:
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+        except av.error.FFmpegError:
+            # Unseekable input (raw elementary streams): decode from the start instead.
+            pass
     wanted = [segment.start + t for t in segment.times]
     k = 0
     previous: av.VideoFrame | None = None
@@ -125,6 +130,10 @@ def _on_screen(
         k += 1
 
 
+class _End:
+    """Marks the end of the decoded stream in the hand-over queue."""
+
+
 def segment_frames(
     container: av.container.InputContainer,
     stream: VideoStream,
@@ -136,11 +145,44 @@ def segment_frames(
     depth: int,
     stats: DecodeStats,
 ) -> Iterator[T]:
-    """Converted output frames in order, with at most ``depth`` conversions running ahead."""
-    pending: deque[Future[T]] = deque()
-    for frame in _on_screen(container, stream, segment, limits, deadline, stats):
-        pending.append(pool.submit(convert, frame))
-        while len(pending) > depth or (pending and pending[0].done()):
-            yield pending.popleft().result()
-    while pending:
-        yield pending.popleft().result()
+    """Converted output frames in order.
+
+    Decoding runs on its own thread, conversions on ``pool``, and the caller (the encoder)
+    on its thread, with at most ``depth`` frames in flight, so all three overlap and memory
+    stays bounded. The decoding thread is joined before this generator finishes, so the
+    caller may close the container afterwards.
+    """
+    handover: queue.Queue[Future[T] | BaseException | _End] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Future[T] | BaseException | _End) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for frame in _on_screen(container, stream, segment, limits, deadline, stats):
+                if not put(pool.submit(convert, frame)):
+                    return
+            put(_End())
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            put(exc)
+
+    decoder = threading.Thread(target=produce, name="anigraph-decode", daemon=True)
+    decoder.start()
+    try:
+        while True:
+            item = handover.get()
+            if isinstance(item, _End):
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item.result()
+    finally:
+        stop.set()
+        decoder.join()
