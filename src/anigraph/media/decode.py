@@ -8,6 +8,7 @@ and scaling overlap on both cores.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -102,11 +103,9 @@ def _on_screen(
     origin = stream.start_time or 0
     if segment.start > 0 and stream.time_base is not None:
         target = origin + int(segment.start / stream.time_base)
-        try:
+        # Unseekable input (raw elementary streams): decode from the start instead.
+        with contextlib.suppress(av.error.FFmpegError):
             container.seek(target, stream=stream, backward=True, any_frame=False)
-        except av.error.FFmpegError:
-            # Unseekable input (raw elementary streams): decode from the start instead.
-            pass
     wanted = [segment.start + t for t in segment.times]
     k = 0
     previous: av.VideoFrame | None = None
