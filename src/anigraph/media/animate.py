@@ -5,12 +5,16 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import av
+import av.container
 import numpy as np
+from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from anigraph.domain.errors import ErrCodeExt, TaskError
@@ -24,6 +28,7 @@ from anigraph.media.safe_open import open_media
 from anigraph.media.types import AnimateParams, Limits, OutputFormat, ProgressCallback, Result
 
 MAX_SIDE = 4096
+T = TypeVar("T")
 
 
 def _validate(params: AnimateParams, limits: Limits) -> None:
@@ -92,11 +97,17 @@ def _md5(path: Path) -> str:
 
 
 class _Progress:
+    """Reports the share of frames handled; a second pass over the frames adds to the total."""
+
     def __init__(self, total: int, callback: ProgressCallback | None, deadline: float | None):
-        self._total = max(total, 1)
+        self._per_pass = max(total, 1)
+        self._total = self._per_pass
         self._done = 0
         self._callback = callback
         self._deadline = deadline
+
+    def add_pass(self) -> None:
+        self._total += self._per_pass
 
     def step(self) -> None:
         self._done += 1
@@ -106,56 +117,102 @@ class _Progress:
             self._callback(min(self._done / self._total, 0.99))
 
 
-def _encode(
-    frames: object,
-    fmt: OutputFormat,
-    part: Path,
-    timeline: Timeline,
-    params: AnimateParams,
-    limits: Limits,
-    converter: _Converter,
-    pool: ThreadPoolExecutor,
-    progress: _Progress,
-) -> tuple[int, int]:
-    choices = choices_for(params.quality)
-    iterator = iter(frames)  # type: ignore[call-overload]
-    if fmt is OutputFormat.GIF:
-        # Imported here: the palette stack (libimagequant, Pillow) is only needed for GIF.
-        from anigraph.media.gif import GifEncoder
+@dataclass(frozen=True)
+class _Job:
+    """What is fixed before decoding starts: the segment, its timeline and the machinery."""
 
-        first: NDArray[np.uint8] = next(iterator)
-        height, width = first.shape[:2]
-        gif = GifEncoder(part, width, height, timeline, choices)
-        try:
-            chunk = [first]
-            chunk_bytes = first.nbytes
-            for frame in iterator:
-                if chunk_bytes + frame.nbytes > limits.palette_buffer_bytes:
-                    gif.write_chunk(chunk, pool, progress.step)
-                    chunk, chunk_bytes = [], 0
-                chunk.append(frame)
-                chunk_bytes += frame.nbytes
-            gif.write_chunk(chunk, pool, progress.step)
-            gif.close()
-        except BaseException:
-            gif.abort()
-            raise
-        return width, height
+    source: str | os.PathLike[str]
+    part: Path
+    params: AnimateParams
+    limits: Limits
+    deadline: float | None
+    segment: Segment
+    converter: _Converter
+    pool: ThreadPoolExecutor
+    depth: int
+    stats: DecodeStats
+
+    def frames(
+        self,
+        container: av.container.InputContainer,
+        stream: VideoStream,
+        convert: Callable[[av.VideoFrame], T],
+    ) -> Iterator[T]:
+        return segment_frames(
+            container,
+            stream,
+            self.segment,
+            convert,
+            self.limits,
+            self.deadline,
+            self.pool,
+            depth=self.depth,
+            stats=self.stats,
+        )
+
+    def reopened_frames(self, convert: Callable[[av.VideoFrame], T]) -> Iterator[T]:
+        with open_media(self.source) as container:
+            yield from self.frames(container, pick_video_stream(container), convert)
+
+
+def _encode_gif(
+    job: _Job, frames: Iterator[NDArray[np.uint8]], timeline: Timeline, progress: _Progress
+) -> tuple[int, int]:
+    # Imported here: the palette stack (libimagequant, Pillow) is only needed for GIF.
+    from anigraph.media.gif import GifEncoder, add_to_histogram, palette_builder
+
+    choices = choices_for(job.params.quality)
+    first = next(frames)
+    height, width = first.shape[:2]
+    builder = palette_builder(choices)
+    source: Iterable[NDArray[np.uint8]]
+    if timeline.frame_count * first.nbytes <= job.limits.palette_buffer_bytes:
+        # Short segment: keep the frames, so they are decoded only once.
+        buffered = [first, *frames]
+        for frame in buffered:
+            add_to_histogram(builder, frame)
+        source = buffered
+    else:
+        # Long segment: a first pass only feeds the histogram, a second one encodes,
+        # so memory stays flat whatever the length and the whole GIF shares one palette.
+        progress.add_pass()
+        add_to_histogram(builder, first)
+        progress.step()
+        for frame in frames:
+            add_to_histogram(builder, frame)
+            progress.step()
+        source = job.reopened_frames(job.converter.rgba)
+    palette = builder.finish()
+    gif = GifEncoder(job.part, width, height, timeline, choices, palette)
+    try:
+        gif.write_all(source, job.pool, job.depth, progress.step)
+        gif.close()
+    except BaseException:
+        gif.abort()
+        raise
+    return width, height
+
+
+def _encode_webp(
+    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
+) -> tuple[int, int]:
     from anigraph.media.webp import WebpEncoder
 
-    first_frame: av.VideoFrame = next(iterator)
-    webp = WebpEncoder(part, first_frame.width, first_frame.height, timeline, choices)
+    first = next(frames)
+    webp = WebpEncoder(
+        job.part, first.width, first.height, timeline, choices_for(job.params.quality)
+    )
     try:
-        webp.write(first_frame)
+        webp.write(first)
         progress.step()
-        for frame in iterator:
+        for frame in frames:
             webp.write(frame)
             progress.step()
         webp.close()
     except BaseException:
         webp.abort()
         raise
-    return first_frame.width, first_frame.height
+    return first.width, first.height
 
 
 def animate(
@@ -195,28 +252,28 @@ def animate(
                     ErrCodeExt.CONFIGURATION_UNSUPPORTED,
                     f"{timeline.frame_count} output frames exceed the limit of {limits.max_frames}",
                 )
-            converter = _Converter(params, limits)
-            convert: Callable[[av.VideoFrame], object] = (
-                converter.rgba if params.format is OutputFormat.GIF else converter.yuv
-            )
             threads = limits.threads or os.cpu_count() or 1
             steps = _Progress(timeline.frame_count, progress, deadline)
             stats = DecodeStats()
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anigraph") as pool:
-                frames = segment_frames(
-                    container,
-                    stream,
-                    Segment(start, timeline.times),
-                    convert,
-                    limits,
-                    deadline,
-                    pool,
+                job = _Job(
+                    source=source,
+                    part=part,
+                    params=params,
+                    limits=limits,
+                    deadline=deadline,
+                    segment=Segment(start, timeline.times),
+                    converter=_Converter(params, limits),
+                    pool=pool,
                     depth=2 * threads,
                     stats=stats,
                 )
-                width, height = _encode(
-                    frames, params.format, part, timeline, params, limits, converter, pool, steps
-                )
+                if params.format is OutputFormat.GIF:
+                    gif_frames = job.frames(container, stream, job.converter.rgba)
+                    width, height = _encode_gif(job, gif_frames, timeline, steps)
+                else:
+                    webp_frames = job.frames(container, stream, job.converter.yuv)
+                    width, height = _encode_webp(job, webp_frames, timeline, steps)
         size = part.stat().st_size
         if size > limits.max_output_bytes:
             raise TaskError(

@@ -1,17 +1,18 @@
-"""Animated GIF encoder: one libimagequant palette per chunk, temporal pixel reuse, FFmpeg LZW.
+"""Animated GIF encoder: one libimagequant palette, temporal pixel reuse, FFmpeg LZW.
 
-Frames arrive in display order as RGBA arrays. A chunk of frames (all of a short segment)
-shares one palette built from their joint histogram, so a still pixel keeps its palette
-index; a pixel close enough to what is already on screen is set to the previous index too.
-FFmpeg's GIF encoder then crops each frame to the changed rectangle and writes unchanged
-pixels as transparent (palette entry 255 is reserved for that), which is where most of the
-size saving over a plain palette-per-frame GIF comes from.
+Frames arrive in display order as RGBA arrays and share one palette built from their joint
+histogram, so a still pixel keeps its palette index; a pixel close enough to what is
+already on screen is set to the previous index too. FFmpeg's GIF encoder then crops each
+frame to the changed rectangle and writes unchanged pixels as transparent (palette entry
+255 is reserved for that), which is where most of the size saving over a plain
+palette-per-frame GIF comes from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from anigraph.domain.timeline import Timeline
-from anigraph.media.palette import Palette, build_palette
+from anigraph.media.palette import Palette, PaletteBuilder
 from anigraph.media.quality import EncoderChoices
 
 # The histogram needs only a sample of each frame's pixels; every second row and column
@@ -28,14 +29,48 @@ from anigraph.media.quality import EncoderChoices
 _HISTOGRAM_STEP = 2
 
 
+def palette_builder(choices: EncoderChoices) -> PaletteBuilder:
+    return PaletteBuilder(choices.palette_quality, choices.palette_speed)
+
+
+def add_to_histogram(builder: PaletteBuilder, frame: NDArray[np.uint8]) -> None:
+    builder.add(frame[::_HISTOGRAM_STEP, ::_HISTOGRAM_STEP])
+
+
+def _ordered_map(
+    pool: ThreadPoolExecutor,
+    function: Callable[[NDArray[np.uint8]], NDArray[np.uint8]],
+    frames: Iterable[NDArray[np.uint8]],
+    depth: int,
+) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.uint8]]]:
+    """``(frame, function(frame))`` in order, with at most ``depth`` calls in flight."""
+    pending: deque[tuple[NDArray[np.uint8], Future[NDArray[np.uint8]]]] = deque()
+    for frame in frames:
+        pending.append((frame, pool.submit(function, frame)))
+        if len(pending) >= depth:
+            head, future = pending.popleft()
+            yield head, future.result()
+    while pending:
+        head, future = pending.popleft()
+        yield head, future.result()
+
+
 class GifEncoder:
-    """Writes a GIF file frame by frame; the palette changes only between chunks."""
+    """Writes a GIF file frame by frame with one global palette."""
 
     def __init__(
-        self, path: Path, width: int, height: int, timeline: Timeline, choices: EncoderChoices
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        timeline: Timeline,
+        choices: EncoderChoices,
+        palette: Palette,
     ) -> None:
         self._timeline = timeline
         self._choices = choices
+        self._palette = palette
+        self._table = palette.argb256()
         self._container = av.open(
             str(path),
             mode="w",
@@ -51,37 +86,30 @@ class GifEncoder:
         self._tick = 0
         self._previous: NDArray[np.uint8] | None = None
 
-    def write_chunk(
+    def write_all(
         self,
-        frames: Sequence[NDArray[np.uint8]],
+        frames: Iterable[NDArray[np.uint8]],
         pool: ThreadPoolExecutor,
+        depth: int,
         on_frame: Callable[[], None],
     ) -> None:
-        sample = [frame[::_HISTOGRAM_STEP, ::_HISTOGRAM_STEP] for frame in frames]
-        palette = build_palette(sample, self._choices.palette_quality, self._choices.palette_speed)
-        table = palette.argb256()
-        # A new palette means old indices mean other colours: no reuse across chunks.
-        self._previous = None
-        for frame, indices in zip(frames, pool.map(palette.remap, frames), strict=True):
-            indices = self._reuse(frame, indices, palette)
-            self._encode(indices, table)
+        for frame, indices in _ordered_map(pool, self._palette.remap, frames, depth):
+            self._encode(self._reuse(frame, indices))
             on_frame()
 
-    def _reuse(
-        self, frame: NDArray[np.uint8], indices: NDArray[np.uint8], palette: Palette
-    ) -> NDArray[np.uint8]:
+    def _reuse(self, frame: NDArray[np.uint8], indices: NDArray[np.uint8]) -> NDArray[np.uint8]:
         previous = self._previous
         threshold = self._choices.reuse_threshold
         if previous is not None and threshold > 0:
-            shown = palette.rgb256[previous]
+            shown = self._palette.rgb256[previous]
             delta = frame[:, :, :3].astype(np.int32) - shown
             error = np.einsum("ijk,ijk->ij", delta, delta)
             indices = np.where(error <= threshold * threshold, previous, indices)
         self._previous = indices
         return indices
 
-    def _encode(self, indices: NDArray[np.uint8], table: NDArray[np.uint8]) -> None:
-        frame = av.VideoFrame.from_ndarray((indices, table), format="pal8")  # type: ignore[arg-type]
+    def _encode(self, indices: NDArray[np.uint8]) -> None:
+        frame = av.VideoFrame.from_ndarray((indices, self._table), format="pal8")  # type: ignore[arg-type]
         frame.pts = self._tick
         frame.time_base = Fraction(1, 100)
         self._tick += self._timeline.durations[self._index]

@@ -8,7 +8,6 @@ result object, so remapping is Pillow's job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +43,12 @@ class _Liq:
             raise TaskError(ErrCodeExt.INTERNAL_ERROR, "libimagequant rejected a frame")
         self._images.append(image)
         return image
+
+    def release(self, image: Any) -> None:
+        lib.liq_image_destroy(image)
+        index = self._images.index(image)
+        del self._images[index]
+        del self._keepalive[index]
 
     def close(self) -> None:
         for image in self._images:
@@ -89,29 +94,40 @@ def _check(code: int) -> None:
         raise TaskError(ErrCodeExt.INTERNAL_ERROR, f"libimagequant failed with code {code}")
 
 
-def build_palette(frames: Sequence[NDArray[np.uint8]], max_quality: int, speed: int) -> Palette:
-    """One palette for all ``frames`` (RGBA arrays), from libimagequant's histogram."""
-    liq = _Liq()
-    try:
-        lib.liq_set_max_colors(liq.attr, COLOURS)
-        lib.liq_set_quality(liq.attr, 0, max_quality)
-        lib.liq_set_speed(liq.attr, speed)
-        histogram = lib.liq_histogram_create(liq.attr)
+class PaletteBuilder:
+    """Accumulates a colour histogram frame by frame; frames need not stay in memory."""
+
+    def __init__(self, max_quality: int, speed: int) -> None:
+        self._liq = _Liq()
+        lib.liq_set_max_colors(self._liq.attr, COLOURS)
+        lib.liq_set_quality(self._liq.attr, 0, max_quality)
+        lib.liq_set_speed(self._liq.attr, speed)
+        self._histogram = lib.liq_histogram_create(self._liq.attr)
+
+    def add(self, rgba: NDArray[np.uint8]) -> None:
+        # The histogram copies the colours, so the frame's buffers are released at once.
+        image = self._liq.image(rgba)
+        _check(lib.liq_histogram_add_image(self._histogram, self._liq.attr, image))
+        self._liq.release(image)
+
+    def finish(self) -> Palette:
         try:
-            for frame in frames:
-                _check(lib.liq_histogram_add_image(histogram, liq.attr, liq.image(frame)))
             result_p = ffi.new("liq_result**")
-            _check(lib.liq_histogram_quantize(histogram, liq.attr, result_p))
+            _check(lib.liq_histogram_quantize(self._histogram, self._liq.attr, result_p))
+            result = result_p[0]
+            try:
+                pal = lib.liq_get_palette(result)
+                colours = np.array(
+                    [(e.r, e.g, e.b) for e in pal.entries[0 : pal.count]], dtype=np.uint8
+                ).reshape(-1, 3)
+            finally:
+                lib.liq_result_destroy(result)
+            return Palette(colours)
         finally:
-            lib.liq_histogram_destroy(histogram)
-        result = result_p[0]
-        try:
-            pal = lib.liq_get_palette(result)
-            colours = np.array(
-                [(e.r, e.g, e.b) for e in pal.entries[0 : pal.count]], dtype=np.uint8
-            ).reshape(-1, 3)
-        finally:
-            lib.liq_result_destroy(result)
-        return Palette(colours)
-    finally:
-        liq.close()
+            self.close()
+
+    def close(self) -> None:
+        if self._histogram is not None:
+            lib.liq_histogram_destroy(self._histogram)
+            self._histogram = None
+            self._liq.close()

@@ -40,8 +40,8 @@ class Limits:
     max_output_bytes: int = 256 * 1024 * 1024
     max_source_frames_decoded: int = 200_000
     max_fps: int = 50
-    # The GIF palette is built from the frames buffered here; longer segments are
-    # encoded in chunks of this many bytes of frames, each with its own palette.
+    # A GIF segment whose frames fit in this many bytes is decoded once and kept for the
+    # palette; a longer one is decoded twice (histogram pass, then encoding pass).
     palette_buffer_bytes: int = 32 * 1024 * 1024
     threads: int = 0  # 0 = one per core
 
