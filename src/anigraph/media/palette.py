@@ -20,6 +20,7 @@ from anigraph.domain.errors import ErrCodeExt, TaskError
 # Index 255 is kept free for transparency: FFmpeg's GIF encoder then marks pixels that did
 # not change since the previous frame as transparent instead of writing them again.
 COLOURS = 255
+
 TRANSPARENT_INDEX = 255
 
 
@@ -83,6 +84,7 @@ class Palette:
         """Nearest-colour indices of one RGBA frame; thread-safe, releases the GIL."""
         height, width = rgba.shape[:2]
         data = np.ascontiguousarray(rgba)
+
         image = Image.frombytes("RGB", (width, height), data, "raw", "RGBX")
         indices = np.asarray(image.quantize(palette=self._pil, dither=Image.Dither.NONE))
         # Ties with the padding entries resolve to colour 0, which they repeat.
