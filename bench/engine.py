@@ -270,6 +270,8 @@ class Tool:
     needs_frames: bool = False
     prepare: Callable[[Ctx], None] | None = None
     anigraph: bool = False
+    # Samples the frame on screen at start + k/fps (the spec) rather than ffmpeg's phase.
+    spec_sampling: bool = False
 
 
 def floor_cmd(c: Ctx) -> list[str]:
@@ -386,7 +388,12 @@ def img2webp_cmd(c: Ctx) -> list[str]:
     ]
 
 
-def anigraph_tool(name: str, ext: str, quality: int) -> Tool:
+def anigraph_tool(name: str, ext: str, quality: int, ffmpeg_phase: bool = False) -> Tool:
+    """anigraph's CLI; with ``ffmpeg_phase`` the segment moves half an output interval later,
+    so it samples the same source frames as ffmpeg's fps filter: a control row that compares
+    encoders on identical frames against the guide's reference."""
+    shift = 0.5 / FPS if ffmpeg_phase else 0.0
+
     def out(c: Ctx) -> Path:
         return c.out_dir / f"{name}.{ext}"
 
@@ -400,9 +407,9 @@ def anigraph_tool(name: str, ext: str, quality: int) -> Tool:
             str(job.path),
             str(out(c)),
             "--start",
-            f"{job.start:g}",
+            f"{job.start + shift:g}",
             "--end",
-            f"{job.end:g}",
+            f"{job.end + shift:g}",
             "--fps",
             f"{FPS:g}",
             "--width",
@@ -416,10 +423,10 @@ def anigraph_tool(name: str, ext: str, quality: int) -> Tool:
             "--json",
         ]
 
-    return Tool(name, build, out, anigraph=True)
+    return Tool(name, build, out, anigraph=True, spec_sampling=not ffmpeg_phase)
 
 
-def make_tools(gifski: str | None, qualities: Sequence[int]) -> list[Tool]:
+def make_tools(gifski: str | None, qualities: Sequence[int], phase_control: bool) -> list[Tool]:
     tools = [
         Tool(FLOOR, floor_cmd, lambda c: None),
         Tool(BP_GIF, bp_gif_cmd, lambda c: c.out_dir / f"{BP_GIF}.gif"),
@@ -435,6 +442,9 @@ def make_tools(gifski: str | None, qualities: Sequence[int]) -> list[Tool]:
     for q in qualities:
         tools.append(anigraph_tool(AG_GIF if q == 75 else f"{AG_GIF}_q{q}", "gif", q))
     tools.append(anigraph_tool(AG_WEBP, "webp", WEBP_QUALITY))
+    if phase_control:
+        tools.append(anigraph_tool(f"{AG_GIF}@ffphase", "gif", 75, ffmpeg_phase=True))
+        tools.append(anigraph_tool(f"{AG_WEBP}@ffphase", "webp", WEBP_QUALITY, ffmpeg_phase=True))
     return tools
 
 
@@ -522,7 +532,7 @@ def bench_job(job: Job, tools: list[Tool], runs: int, out_root: Path) -> list[Ro
     out_dir = out_root / job.name
     out_dir.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(job, out_dir, out_dir / "frames")
-    rows = {t.name: Row(job.name, t.name, spec_sampling=t.anigraph) for t in tools}
+    rows = {t.name: Row(job.name, t.name, spec_sampling=t.spec_sampling) for t in tools}
     needs_frames = any(t.needs_frames for t in tools)
     if needs_frames and not any(t.name == PNG for t in tools):
         # Frames are needed but png_extract is not being timed: extract them once, untimed.
@@ -790,6 +800,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="output folder")
     ap.add_argument("--markdown", action="store_true", help="also print a Markdown table")
     ap.add_argument(
+        "--no-phase-control",
+        action="store_true",
+        help="skip the anigraph rows run at ffmpeg's sampling phase (identical frames)",
+    )
+    ap.add_argument(
         "--anigraph-qualities",
         default="75",
         help="GIF qualities for anigraph rows (75 is the anigraph_gif row), e.g. 60,75,90",
@@ -827,7 +842,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes.append(f"gifski: {gifski} ({gifski_version(gifski)})" if gifski else why)
     if wanted_tool(IMG2WEBP) and shutil.which("img2webp") is None:
         notes.append("img2webp not on PATH: row skipped")
-    tools = [t for t in make_tools(gifski, qualities) if wanted_tool(t.name)]
+    tools = [
+        t for t in make_tools(gifski, qualities, not args.no_phase_control) if wanted_tool(t.name)
+    ]
 
     all_jobs, skipped = discover_jobs(allow_install)
     jobs = [j for j in all_jobs if wanted_job(j.name)]

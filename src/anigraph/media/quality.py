@@ -33,7 +33,7 @@ def choices_for(quality: float) -> EncoderChoices:
     return EncoderChoices(
         reuse_threshold=round((100.0 - q) * 0.24),
         palette_quality=min(100, round(40 + q * 0.8)),
-        palette_speed=3,
+        palette_speed=4,
         webp_quality=q,
         webp_method=4,
     )
