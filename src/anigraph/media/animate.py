@@ -47,6 +47,12 @@ def _validate(params: AnimateParams, limits: Limits) -> None:
         raise TaskError(ErrCodeExt.CONFIGURATION_UNSUPPORTED, "; ".join(problems))
 
 
+# Frames are already scaled in parallel on our pool. swscale's own slice threads (PyAV's
+# default, threads=0 = auto) add nothing on top of that, and FFmpeg 8's slice-thread pool was
+# seen to hang forever in avpriv_slicethread_execute when several pool threads scale at once.
+SWSCALE_THREADS = 1
+
+
 def _rotation(frame: av.VideoFrame) -> int:
     # Counter-clockwise angle from the display matrix, as a multiple of 90 in [0, 360).
     return round(frame.rotation / 90.0) % 4
@@ -75,7 +81,13 @@ class _Converter:
     def _scaled(self, frame: av.VideoFrame, fmt: str) -> tuple[av.VideoFrame, int]:
         width, height, turns = self.size(frame)
         coded_w, coded_h = (height, width) if turns % 2 else (width, height)
-        scaled = frame.reformat(width=coded_w, height=coded_h, format=fmt, interpolation="LANCZOS")
+        scaled = frame.reformat(
+            width=coded_w,
+            height=coded_h,
+            format=fmt,
+            interpolation="LANCZOS",
+            threads=SWSCALE_THREADS,
+        )
         return scaled, turns
 
     def rgba(self, frame: av.VideoFrame) -> NDArray[np.uint8]:
@@ -88,7 +100,7 @@ class _Converter:
             scaled, _ = self._scaled(frame, "yuv420p")
             return scaled
         rgb = av.VideoFrame.from_ndarray(self.rgba(frame), format="rgba")
-        return rgb.reformat(format="yuv420p")
+        return rgb.reformat(format="yuv420p", threads=SWSCALE_THREADS)
 
 
 def _md5(path: Path) -> str:
