@@ -85,15 +85,28 @@ def _codec_tag(stream: VideoStream) -> str:
     return tag if stream.codec_context.name == "hevc" and tag in ("hvc1", "hev1") else ""
 
 
+def _has_video(container: av.container.InputContainer) -> bool:
+    return any(
+        not (s.disposition & av.stream.Disposition.attached_pic) for s in container.streams.video
+    )
+
+
 def probe(path: str | os.PathLike[str], limits: Limits | None = None) -> MetaData:
-    """Describe a media file; raises :class:`TaskError` for anything that is not usable video."""
+    """Describe a media file; raises :class:`TaskError` for anything that is not usable media.
+
+    Audio-only files are described (empty ``VideoStreamSet``, zero size); it is the animation
+    that refuses them, with ``SourceFileError.NoVideoMedia``.
+    """
     limits = limits or Limits()
     size = Path(path).stat().st_size if Path(path).exists() else 0
     with open_media(path) as container:
-        video = pick_video_stream(container)
-        check_video_stream(video, limits)
-        video.thread_type = "AUTO"
-        rotate = rotation_of(first_frame(container, video))
+        video: VideoStream | None = None
+        rotate = 0
+        if not container.streams.audio or _has_video(container):
+            video = pick_video_stream(container)
+            check_video_stream(video, limits)
+            video.thread_type = "AUTO"
+            rotate = rotation_of(first_frame(container, video))
         videos = [
             VideoStreamItem(
                 Bitrate=int(s.bit_rate or 0),
@@ -117,7 +130,7 @@ def probe(path: str | os.PathLike[str], limits: Limits | None = None) -> MetaDat
             if isinstance(s, AudioStream)
         ]
         duration = container.duration / av.time_base if container.duration else 0.0
-        video_duration = stream_duration(video, container)
+        video_duration = stream_duration(video, container) if video is not None else 0.0
         audio_duration = max(
             (stream_duration(s, container) for s in container.streams.audio), default=0.0
         )
@@ -126,8 +139,8 @@ def probe(path: str | os.PathLike[str], limits: Limits | None = None) -> MetaDat
             Size=size,
             Container=container.format.name,
             Bitrate=stream_bitrate or int(container.bit_rate or 0),
-            Height=max(v.Height for v in videos),
-            Width=max(v.Width for v in videos),
+            Height=max((v.Height for v in videos), default=0),
+            Width=max((v.Width for v in videos), default=0),
             Duration=round(duration or video_duration, 6),
             Rotate=rotate,
             VideoStreamSet=videos,
