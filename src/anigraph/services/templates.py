@@ -1,0 +1,170 @@
+"""Animated-graphics templates per sub-application: presets from code, custom ones in the DB."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from anigraph.db.models import Template
+from anigraph.domain.geometry import ResolutionAdaptive
+from anigraph.domain.templates import (
+    FIRST_CUSTOM_DEFINITION,
+    MAX_CUSTOM_TEMPLATES,
+    PRESETS,
+    TemplateSpec,
+    check_template,
+    modified,
+)
+from anigraph.services.context import Context
+
+
+class TemplateNotFound(LookupError):
+    pass
+
+
+class PresetReadOnly(PermissionError):
+    pass
+
+
+class TooManyTemplates(RuntimeError):
+    pass
+
+
+def _spec(row: Template) -> TemplateSpec:
+    return TemplateSpec(
+        definition=row.definition,
+        type="Custom",
+        name=row.name,
+        comment=row.comment,
+        format=row.format,
+        width=row.width,
+        height=row.height,
+        resolution_adaptive=ResolutionAdaptive(row.resolution_adaptive),
+        fps=row.fps,
+        quality=row.quality,
+        create_time=row.created_at,
+        update_time=row.updated_at,
+    )
+
+
+def find(session: Session, sub_app_id: int, definition: int) -> TemplateSpec | None:
+    """A preset, or a custom template of this sub-application only."""
+    if definition in PRESETS:
+        return PRESETS[definition]
+    row = session.get(Template, definition)
+    if row is None or row.sub_app_id != sub_app_id:
+        return None
+    return _spec(row)
+
+
+def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
+    now = ctx.now()
+    spec = TemplateSpec(
+        definition=0,
+        type="Custom",
+        name=values.get("Name", ""),
+        comment=values.get("Comment", ""),
+        format=values.get("Format", "gif"),
+        width=values.get("Width", 0),
+        height=values.get("Height", 0),
+        resolution_adaptive=ResolutionAdaptive(values.get("ResolutionAdaptive", "open")),
+        fps=values["Fps"],
+        quality=float(values.get("Quality", 75.0)),
+        create_time=now,
+        update_time=now,
+    )
+    check_template(spec, modifying=False)
+    with ctx.db.session() as session:
+        count = session.scalar(
+            select(func.count()).select_from(Template).where(Template.sub_app_id == sub_app_id)
+        )
+        if (count or 0) >= MAX_CUSTOM_TEMPLATES:
+            raise TooManyTemplates(MAX_CUSTOM_TEMPLATES)
+        highest = session.scalar(select(func.max(Template.definition)))
+        row = Template(
+            definition=max(highest or 0, FIRST_CUSTOM_DEFINITION - 1) + 1,
+            sub_app_id=sub_app_id,
+            name=spec.name,
+            comment=spec.comment,
+            format=spec.format,
+            width=spec.width,
+            height=spec.height,
+            resolution_adaptive=spec.resolution_adaptive.value,
+            fps=spec.fps,
+            quality=spec.quality,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(row)
+        session.flush()
+        return row.definition
+
+
+_FIELDS = {
+    "Name": "name",
+    "Comment": "comment",
+    "Format": "format",
+    "Width": "width",
+    "Height": "height",
+    "ResolutionAdaptive": "resolution_adaptive",
+    "Fps": "fps",
+    "Quality": "quality",
+}
+
+
+def modify(ctx: Context, sub_app_id: int, definition: int, values: dict[str, Any]) -> None:
+    if definition in PRESETS:
+        raise PresetReadOnly(definition)
+    with ctx.db.session() as session:
+        row = session.get(Template, definition)
+        if row is None or row.sub_app_id != sub_app_id:
+            raise TemplateNotFound(definition)
+        changes: dict[str, object] = {
+            attr: values[name] for name, attr in _FIELDS.items() if name in values
+        }
+        if "resolution_adaptive" in changes:
+            changes["resolution_adaptive"] = ResolutionAdaptive(str(changes["resolution_adaptive"]))
+        if "quality" in changes:
+            changes["quality"] = float(changes["quality"])  # type: ignore[arg-type]
+        spec = modified(_spec(row), changes, ctx.now())
+        check_template(spec, modifying=True)
+        for attr, value in asdict(spec).items():
+            if attr in _FIELDS.values():
+                setattr(row, attr, value.value if attr == "resolution_adaptive" else value)
+        row.updated_at = spec.update_time
+
+
+def delete(ctx: Context, sub_app_id: int, definition: int) -> None:
+    if definition in PRESETS:
+        raise PresetReadOnly(definition)
+    with ctx.db.session() as session:
+        row = session.get(Template, definition)
+        if row is None or row.sub_app_id != sub_app_id:
+            raise TemplateNotFound(definition)
+        session.delete(row)
+
+
+def describe(
+    ctx: Context,
+    sub_app_id: int,
+    definitions: list[int] | None,
+    kind: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[TemplateSpec]]:
+    """(TotalCount, one page): presets first, then custom templates by Definition."""
+    found: list[TemplateSpec] = []
+    if kind in (None, "Preset"):
+        found.extend(
+            spec for d, spec in sorted(PRESETS.items()) if not definitions or d in definitions
+        )
+    if kind in (None, "Custom"):
+        with ctx.db.session() as session:
+            query = select(Template).where(Template.sub_app_id == sub_app_id)
+            if definitions:
+                query = query.where(Template.definition.in_(definitions))
+            found.extend(_spec(row) for row in session.scalars(query.order_by(Template.definition)))
+    return len(found), found[offset : offset + limit]

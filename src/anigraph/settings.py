@@ -1,0 +1,84 @@
+"""Every setting of the service, declared once: name, type, default and help.
+
+A value comes from, in order of precedence: a command-line flag, the environment
+(``ANIGRAPH_<NAME>``), a TOML file (``--config``, keys as the field names), the default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+def _setting(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+DEFAULT_DATA_DIR = Path("anigraph-data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = _setting(DEFAULT_DATA_DIR, "Folder for the database, files and keys.")  # noqa: RUF009
+    host: str = _setting("127.0.0.1", "Address to listen on.")
+    port: int = _setting(8080, "Port to listen on.")
+    db: str = _setting("", "Database URL; default: SQLite in the data folder.")
+    public_url: str = _setting("", "Base URL of output links; default: http://HOST:PORT.")
+    workers: int = _setting(2, "In-process worker slots (0: API only).")
+    lease_seconds: float = _setting(
+        30.0, "How long a claimed task stays owned without a heartbeat."
+    )
+    task_deadline_seconds: float = _setting(900.0, "Wall-time limit of one media job.")
+    max_attempts: int = _setting(3, "Attempts for a subtask that fails transiently.")
+    retry_backoff_seconds: float = _setting(5.0, "First retry delay; doubles each attempt.")
+    max_body_bytes: int = _setting(1024 * 1024, "Largest API request body.")
+    max_source_pixels: int = _setting(4096 * 4096, "Largest source frame, in pixels.")
+    max_output_bytes: int = _setting(256 * 1024 * 1024, "Largest output file.")
+    max_segment_seconds: float = _setting(600.0, "Longest segment a task may convert.")
+    max_frames: int = _setting(3000, "Most output frames per animated image.")
+    log_level: str = _setting("info", "Log level: debug, info, warning, error.")
+
+    @property
+    def database_url(self) -> str:
+        return self.db or f"sqlite:///{(self.data_dir / 'anigraph.db').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+def env_name(name: str) -> str:
+    return f"ANIGRAPH_{name.upper()}"
+
+
+def _convert(kind: Any, value: Any) -> Any:
+    kind = {"Path": Path, "int": int, "float": float, "str": str}.get(str(kind), kind)
+    return kind(value)
+
+
+def load(overrides: dict[str, Any] | None = None, config: Path | None = None) -> Settings:
+    """Settings from flags (``overrides``; ``None`` = not given), env, TOML, then defaults."""
+    values: dict[str, Any] = {}
+    known = {f.name: f for f in fields(Settings)}
+    if config is not None:
+        with config.open("rb") as handle:
+            for key, value in tomllib.load(handle).items():
+                if key not in known:
+                    raise ValueError(f"unknown setting {key!r} in {config}")
+                values[key] = value
+    for name in known:
+        if env_name(name) in os.environ:
+            values[name] = os.environ[env_name(name)]
+    for name, value in (overrides or {}).items():
+        if value is not None:
+            values[name] = value
+    converted = {}
+    for name, value in values.items():
+        try:
+            converted[name] = _convert(known[name].type, value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"setting {name}: {value!r} is not a valid value") from exc
+    return replace(Settings(), **converted)
