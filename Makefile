@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# make run ARGS="--port 9000 --data-dir /srv/anigraph"
 run: $(STAMP)
-	$(BIN)/anigraph --help
+	$(BIN)/anigraph serve $(ARGS)
 
 test: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

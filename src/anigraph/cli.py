@@ -1,4 +1,4 @@
-"""Command line: ``anigraph probe`` and ``anigraph convert``, on the service's own engine."""
+"""Command line: ``probe`` and ``convert`` on the engine; the service commands in cli_service."""
 
 from __future__ import annotations
 
@@ -133,6 +133,15 @@ def convert(
             f"{result.path}: {result.Width}x{result.Height} {result.Container}, "
             f"{result.FrameCount} frames, {result.Duration:.2f}s, {result.Size} bytes"
         )
+
+
+def _register_service_commands() -> None:
+    from anigraph.cli_service import register
+
+    register(app)
+
+
+_register_service_commands()
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""One module per action family; importing a module registers its actions."""

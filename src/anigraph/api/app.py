@@ -1,0 +1,83 @@
+"""The HTTP application: the API endpoint ``/``, output files, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from anigraph.api import envelope
+from anigraph.api.dispatch import handle
+from anigraph.api.errors import request_size_limit_exceeded
+from anigraph.api.files import files_route
+from anigraph.metrics import Metrics
+from anigraph.services.context import Context
+
+log = logging.getLogger("anigraph.api")
+
+API_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
+
+def _json(body: bytes) -> Response:
+    # Exactly "application/json": the SDK ignores Error otherwise (spec 1.6).
+    return Response(body, status_code=200, headers={"Content-Type": envelope.CONTENT_TYPE})
+
+
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(ctx: Context, metrics: Metrics) -> Starlette:
+    async def api(request: Request) -> Response:
+        request_id = envelope.new_request_id()
+        body = await _read_capped(request, ctx.settings.max_body_bytes)
+        if body is None:
+            error = request_size_limit_exceeded(ctx.settings.max_body_bytes)
+            metrics.api_requests.labels("-", error.code).inc()
+            return _json(envelope.failure(request_id, error))
+        outcome = await run_in_threadpool(
+            handle,
+            ctx,
+            request.method,
+            request.url.query,
+            dict(request.headers),
+            body,
+            request_id,
+        )
+        metrics.api_requests.labels(outcome.action, outcome.code).inc()
+        return _json(outcome.body)
+
+    def healthz(_request: Request) -> Response:
+        try:
+            with ctx.db.session() as session:
+                session.connection().exec_driver_sql("SELECT 1")
+        except Exception as exc:
+            log.warning("health check failed: %s", exc)
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    def prometheus(_request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route("/", api, methods=API_METHODS),
+        files_route(ctx.store),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", prometheus, methods=["GET"]),
+    ]
+    return Starlette(routes=routes)

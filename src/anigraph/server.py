@@ -1,0 +1,128 @@
+"""Assembling and running the service on one machine: database, store, workers and HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from anigraph.db.database import Database
+from anigraph.metrics import Metrics
+from anigraph.services import keys
+from anigraph.services.context import Context
+from anigraph.settings import Settings
+from anigraph.storage.local import LocalStore
+
+log = logging.getLogger("anigraph.server")
+
+DEFAULT_KEY_FILE = "default-key.json"
+
+
+def open_context(settings: Settings) -> Context:
+    """The embedded default: SQLite and files under the data folder, schema created if new."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database(settings.database_url)
+    db.create_schema()
+    store = LocalStore(settings.data_dir / "files")
+    return Context(settings=settings, db=db, store=store)
+
+
+def write_secret_file(path: Path, data: dict[str, object]) -> None:
+    """Create ``path`` readable by its owner only; it is never overwritten."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(data, handle, indent=2)
+        handle.write("\n")
+
+
+def ensure_default_key(ctx: Context) -> keys.KeyPair | None:
+    """On first start, a default sub-application and key pair; returns it only when created."""
+    if keys.has_any_key(ctx):
+        return None
+    pair = keys.create_key(ctx, keys.DEFAULT_SUB_APP_ID)
+    write_secret_file(ctx.settings.data_dir / DEFAULT_KEY_FILE, pair.to_dict())
+    return pair
+
+
+@dataclass
+class Service:
+    ctx: Context
+    metrics: Metrics
+
+
+def build(settings: Settings) -> Service:
+    from anigraph.jobs import leases
+
+    ctx = open_context(settings)
+    metrics = Metrics()
+    metrics.watch_queue(lambda: leases.counts(ctx))
+    return Service(ctx, metrics)
+
+
+def _draining_server_class() -> type:
+    import contextlib
+    from collections.abc import Iterator
+
+    import uvicorn
+
+    class DrainingServer(uvicorn.Server):
+        """uvicorn re-raises SIGTERM/SIGINT once HTTP has shut down, which would kill the process
+        before the workers drain; the signal has done its job by then, so it is dropped."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                yield
+                self._captured_signals.clear()
+
+    return DrainingServer
+
+
+def serve(settings: Settings) -> None:
+    """Run the API and the in-process workers until SIGINT/SIGTERM, then drain."""
+    import uvicorn
+
+    from anigraph.api.app import create_app
+    from anigraph.api.registry import load_actions
+    from anigraph.jobs.pool import WorkerPool
+
+    _DrainingServer = _draining_server_class()
+
+    service = build(settings)
+    ctx = service.ctx
+    created = ensure_default_key(ctx)
+    if created is not None:
+        print(
+            "Created the default sub-application and API key (shown once; also saved to "
+            f"{settings.data_dir / DEFAULT_KEY_FILE}, mode 0600):\n"
+            f"  SecretId:  {created.secret_id}\n"
+            f"  SecretKey: {created.secret_key}\n"
+            f"  SubAppId:  {created.sub_app_id}",
+            flush=True,
+        )
+    load_actions()
+    pool = WorkerPool(ctx, service.metrics, settings.workers) if settings.workers > 0 else None
+    if pool is not None:
+        ctx.wake_workers = pool.wake
+    app = create_app(ctx, service.metrics)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )
+    server = _DrainingServer(config)
+    if pool is not None:
+        pool.start()
+    print(f"anigraph listening on http://{settings.host}:{settings.port}/", flush=True)
+    try:
+        server.run()
+    finally:
+        if pool is not None:
+            log.info("shutting down: letting running tasks finish")
+            pool.stop(drain=True, timeout=settings.task_deadline_seconds)
+        ctx.db.dispose()
