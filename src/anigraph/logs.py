@@ -6,8 +6,22 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 _FIELDS = {"request_id": "RequestId", "task_id": "TaskId", "sub_app_id": "SubAppId"}
+_BOUND: ContextVar[dict[str, str] | None] = ContextVar("anigraph_log_fields", default=None)
+
+
+@contextmanager
+def bound(**fields: str) -> Iterator[None]:
+    """Every record logged inside (on this thread or task) carries these fields, e.g. task_id."""
+    token = _BOUND.set({**(_BOUND.get() or {}), **fields})
+    try:
+        yield
+    finally:
+        _BOUND.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
@@ -19,8 +33,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        context = _BOUND.get() or {}
         for attribute, name in _FIELDS.items():
-            value = getattr(record, attribute, None)
+            value = getattr(record, attribute, None) or context.get(attribute)
             if value is not None:
                 entry[name] = value
         if record.exc_info:

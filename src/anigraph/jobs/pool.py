@@ -22,6 +22,7 @@ from typing import Final
 from anigraph.jobs import leases
 from anigraph.jobs.child import Cancel, JobFunction, animate_job
 from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
+from anigraph.logs import bound
 from anigraph.metrics import Metrics
 from anigraph.services.context import Context
 
@@ -158,9 +159,10 @@ class WorkerPool:
                 # Claimed while stop() began: hand it straight back.
                 cancel.set(RELEASE)
         try:
-            outcome = run_claimed(
-                self._ctx, task_id, owner, self._metrics, cancel=cancel, job=self._job
-            )
+            with bound(task_id=task_id):
+                outcome = run_claimed(
+                    self._ctx, task_id, owner, self._metrics, cancel=cancel, job=self._job
+                )
             log.info("worker %d: task %s %s", slot, task_id, outcome.value)
         except Exception:
             # The task keeps its lease; when that expires it is claimed again (natural backoff).
