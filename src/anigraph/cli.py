@@ -136,9 +136,10 @@ def convert(
 
 
 def _register_service_commands() -> None:
-    from anigraph.cli_service import register
+    from anigraph import cli_events, cli_service, cli_uploads
 
-    register(app)
+    for module in (cli_service, cli_uploads, cli_events):
+        module.register(app)
 
 
 _register_service_commands()

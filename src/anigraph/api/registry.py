@@ -44,6 +44,14 @@ def action(name: str, schema: Object) -> Callable[[Handler], Handler]:
 
 def load_actions() -> dict[str, Action]:
     """Import every action family so that its actions are registered."""
-    from anigraph.api.actions import media, processing, tasks, templates  # noqa: F401
+    from anigraph.api.actions import (  # noqa: F401
+        events,
+        media,
+        procedures,
+        processing,
+        tasks,
+        templates,
+        uploads,
+    )
 
     return ACTIONS

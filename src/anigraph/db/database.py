@@ -47,6 +47,9 @@ class Database:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
+        # Every table module registers on Base.metadata when imported.
+        from anigraph.db import models_events, models_procedures, models_uploads  # noqa: F401
+
         Base.metadata.create_all(self.engine)
 
     @contextmanager

@@ -23,6 +23,54 @@ class MediaNotFound(LookupError):
     pass
 
 
+def probe_file(ctx: Context, path: Path) -> dict[str, Any]:
+    """MetaData of a file as a wire dict; raises :class:`TaskError` for anything not media."""
+    from anigraph.media.types import Limits
+
+    return probe(path, Limits(max_source_pixels=ctx.settings.max_source_pixels)).to_dict()
+
+
+def insert_media(
+    session: Session,
+    ctx: Context,
+    sub_app_id: int,
+    *,
+    store_key: str,
+    size: int,
+    meta_data: dict[str, Any],
+    name: str,
+    media_type: str,
+    source_type: str = "Upload",
+    source_context: str = "",
+    class_id: int = 0,
+) -> Media:
+    """Add a media row for an object already in the store, in the caller's transaction."""
+    now = ctx.now()
+    row = Media(
+        file_id=new_file_id(),
+        sub_app_id=sub_app_id,
+        name=name,
+        description="",
+        media_type=media_type,
+        store_key=store_key,
+        size=size,
+        source_type=source_type,
+        source_context=source_context,
+        class_id=class_id,
+        meta_data=meta_data,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(row)
+    return row
+
+
+def media_type_of(path: Path | str) -> str:
+    """A safe file extension (``mp4``) or ``""``."""
+    extension = Path(path).suffix.lower().lstrip(".")
+    return extension if _EXTENSION.match(extension) else ""
+
+
 def import_file(
     ctx: Context,
     sub_app_id: int,
@@ -36,36 +84,26 @@ def import_file(
 
     A file that is not media raises :class:`TaskError` (``SourceFileError.*``) and stores nothing.
     """
-    from anigraph.media.types import Limits
-
-    meta = probe(path, Limits(max_source_pixels=ctx.settings.max_source_pixels))
-    extension = path.suffix.lower().lstrip(".")
-    if not _EXTENSION.match(extension):
-        extension = ""
+    meta = probe_file(ctx, path)
+    extension = media_type_of(path)
     content_type = mimetypes.guess_type(f"x.{extension}")[0] if extension else None
     key = ctx.store.new_key(sub_app_id, "media", f".{extension}" if extension else "")
     stored = ctx.store.put_file(key, path, content_type or "application/octet-stream")
-    now = ctx.now()
-    file_id = new_file_id()
     try:
         with ctx.db.session() as session:
-            session.add(
-                Media(
-                    file_id=file_id,
-                    sub_app_id=sub_app_id,
-                    name=name if name is not None else path.stem,
-                    description="",
-                    media_type=extension,
-                    store_key=key,
-                    size=stored.size,
-                    source_type=source_type,
-                    source_context=source_context,
-                    class_id=0,
-                    meta_data=meta.to_dict(),
-                    created_at=now,
-                    updated_at=now,
-                )
+            row = insert_media(
+                session,
+                ctx,
+                sub_app_id,
+                store_key=key,
+                size=stored.size,
+                meta_data=meta,
+                name=name if name is not None else path.stem,
+                media_type=extension,
+                source_type=source_type,
+                source_context=source_context,
             )
+            file_id = row.file_id
     except BaseException:
         ctx.store.delete(key)
         raise

@@ -98,36 +98,52 @@ def claim_session_id(
         raise DuplicateSession(session_id) from None
 
 
+def insert_task(
+    session: Session,
+    ctx: Context,
+    sub_app_id: int,
+    request: TaskRequest,
+    action: str = "ProcessMedia",
+) -> str:
+    """Add a WAITING Procedure task in the caller's transaction; returns its TaskId.
+
+    The caller commits, then calls ``ctx.wake_workers()``. Raises :class:`FileNotFound` and
+    :class:`DuplicateSession`.
+    """
+    task_id = new_task_id(sub_app_id)
+    if media.get(session, sub_app_id, request.file_id) is None:
+        raise FileNotFound(request.file_id)
+    if request.session_id:
+        claim_session_id(session, ctx, sub_app_id, action, request.session_id, task_id)
+    session.add(
+        Task(
+            task_id=task_id,
+            sub_app_id=sub_app_id,
+            task_type="Procedure",
+            status="WAITING",
+            file_id=request.file_id,
+            priority=request.priority,
+            notify_mode=request.notify_mode,
+            session_context=request.session_context,
+            session_id=request.session_id,
+            subtasks=[new_subtask(item) for item in request.items],
+            progress=0,
+            created_at=ctx.now(),
+            begin_at=None,
+            finish_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+            attempt=0,
+            not_before=None,
+        )
+    )
+    return task_id
+
+
 def create_task(
     ctx: Context, sub_app_id: int, request: TaskRequest, action: str = "ProcessMedia"
 ) -> str:
-    task_id = new_task_id(sub_app_id)
     with ctx.db.session() as session:
-        if media.get(session, sub_app_id, request.file_id) is None:
-            raise FileNotFound(request.file_id)
-        if request.session_id:
-            claim_session_id(session, ctx, sub_app_id, action, request.session_id, task_id)
-        session.add(
-            Task(
-                task_id=task_id,
-                sub_app_id=sub_app_id,
-                task_type="Procedure",
-                status="WAITING",
-                file_id=request.file_id,
-                priority=request.priority,
-                notify_mode=request.notify_mode,
-                session_context=request.session_context,
-                session_id=request.session_id,
-                subtasks=[new_subtask(item) for item in request.items],
-                progress=0,
-                created_at=ctx.now(),
-                begin_at=None,
-                finish_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                attempt=0,
-                not_before=None,
-            )
-        )
+        task_id = insert_task(session, ctx, sub_app_id, request, action)
     ctx.wake_workers()
     return task_id

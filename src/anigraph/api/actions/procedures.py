@@ -1,0 +1,1 @@
+"""Actions of the procedures family (registered on import)."""

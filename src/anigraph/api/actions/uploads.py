@@ -1,0 +1,1 @@
+"""Actions of the uploads family (registered on import)."""

@@ -1,0 +1,1 @@
+"""Event notification: the outbox, push callbacks and the pull queue (spec 5)."""
