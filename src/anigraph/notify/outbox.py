@@ -1,14 +1,34 @@
 """Writing events. Callers pass their own session so the event commits with the state change
-that caused it (or not at all): nothing is lost across a crash between the two."""
+that caused it (or not at all): nothing is lost across a crash between the two.
+
+Consumers (the PUSH dispatcher, PullEvents long polls) find new events by reading the table.
+Within one process they are also woken when a transaction that wrote an event commits, so they
+need not poll fast; across processes their periodic poll is what finds the event.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any, Final
 
+from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
 from anigraph.db.models_events import EventConfig, OutboxEvent
 from anigraph.services.context import Context
+
+log = logging.getLogger(__name__)
+
+PUSH: Final = "PUSH"
+PULL: Final = "PULL"
+MODES: Final = (PUSH, PULL)
+
+PENDING: Final = "pending"
+DELIVERED: Final = "delivered"  # PUSH: a 2xx answer
+DEAD: Final = "dead"  # PUSH: the retry budget ran out; replayable
+CONFIRMED: Final = "confirmed"  # PULL: ConfirmEvents
 
 # EventType -> the EventConfig switch that gates it (None: always, subject to TasksNotifyMode).
 SWITCHES: dict[str, str | None] = {
@@ -29,6 +49,53 @@ def config_of(session: Session, sub_app_id: int) -> EventConfig | None:
     return session.get(EventConfig, sub_app_id)
 
 
+# -- in-process wake-ups -----------------------------------------------------------------------
+
+_listeners: list[Callable[[], None]] = []
+_listeners_lock = threading.Lock()
+_PENDING_KEY: Final = "anigraph.outbox.pending"
+_HOOKED_KEY: Final = "anigraph.outbox.hooked"
+
+
+def add_listener(listener: Callable[[], None]) -> None:
+    """Call ``listener()`` after every commit that wrote an event (in this process)."""
+    with _listeners_lock:
+        _listeners.append(listener)
+
+
+def remove_listener(listener: Callable[[], None]) -> None:
+    with _listeners_lock:
+        if listener in _listeners:
+            _listeners.remove(listener)
+
+
+def notify_listeners() -> None:
+    """Wake the consumers: new events, or events made due again (replay)."""
+    with _listeners_lock:
+        listeners = list(_listeners)
+    for listener in listeners:
+        try:
+            listener()
+        except Exception:  # a consumer's wake-up must never fail the writer's commit
+            log.exception("outbox listener failed")
+
+
+def _after_commit(session: Session) -> None:
+    if session.info.pop(_PENDING_KEY, False):
+        notify_listeners()
+
+
+def _notify_after_commit(session: Session) -> None:
+    # Waking before the commit would let a consumer look before the row is visible.
+    session.info[_PENDING_KEY] = True
+    if not session.info.get(_HOOKED_KEY):
+        session.info[_HOOKED_KEY] = True
+        sa_event.listen(session, "after_commit", _after_commit)
+
+
+# -- writing -----------------------------------------------------------------------------------
+
+
 def emit(
     session: Session, ctx: Context, sub_app_id: int, event_type: str, payload: dict[str, Any]
 ) -> OutboxEvent | None:
@@ -41,22 +108,27 @@ def emit(
     switch = SWITCHES[event_type]
     if switch is not None and (config is None or getattr(config, switch) != "ON"):
         return None
-    mode = config.mode if config is not None else "PUSH"
-    if mode == "PUSH" and (config is None or not config.notification_url):
+    mode = config.mode if config is not None else PUSH
+    if mode == PUSH and (config is None or not config.notification_url):
         return None
+    now = ctx.now()
     event = OutboxEvent(
         sub_app_id=sub_app_id,
         event_type=event_type,
         content={"EventType": event_type, PAYLOAD_MEMBERS[event_type]: payload},
         mode=mode,
-        state="pending",
-        created_at=ctx.now(),
+        state=PENDING,
+        created_at=now,
         attempts=0,
-        next_attempt_at=ctx.now(),
+        next_attempt_at=now,
+        first_attempt_at=None,
+        lease_owner=None,
+        lease_until=None,
         last_error="",
         invisible_until=None,
         handle=None,
         delivered_at=None,
     )
     session.add(event)
+    _notify_after_commit(session)
     return event
