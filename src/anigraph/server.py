@@ -103,6 +103,9 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
     load_actions()
+    from anigraph.notify.service import start_notifications
+
+    notifications = start_notifications(ctx, service.metrics)
     pool = WorkerPool(ctx, service.metrics, settings.workers) if settings.workers > 0 else None
     if pool is not None:
         ctx.wake_workers = pool.wake
@@ -113,6 +116,8 @@ def serve(settings: Settings) -> None:
         port=settings.port,
         log_config=None,
         access_log=False,
+        # h11 keeps response header case (ETag): some COS SDK code reads headers case-sensitively.
+        http="h11",
         timeout_graceful_shutdown=10,
     )
     server = _DrainingServer(config)
@@ -125,4 +130,5 @@ def serve(settings: Settings) -> None:
         if pool is not None:
             log.info("shutting down: letting running tasks finish")
             pool.stop(drain=True, timeout=settings.task_deadline_seconds)
+        notifications.stop()
         ctx.db.dispose()

@@ -39,6 +39,20 @@ class Settings:
     max_output_bytes: int = _setting(256 * 1024 * 1024, "Largest output file.")
     max_segment_seconds: float = _setting(600.0, "Longest segment a task may convert.")
     max_frames: int = _setting(3000, "Most output frames per animated image.")
+    max_upload_bytes: int = _setting(5 * 1024**3, "Largest uploaded object.")
+    allow_private_networks: str = _setting(
+        "",
+        "CIDRs (comma-separated) that outgoing fetches and callbacks may reach; none by default.",
+    )
+    max_fetch_bytes: int = _setting(2 * 1024**3, "Largest media fetched from a URL.")
+    fetch_timeout_seconds: float = _setting(600.0, "Wall-time limit of one URL fetch.")
+    event_retry_seconds: float = _setting(5.0, "First retry delay of a failed callback; doubles.")
+    event_give_up_seconds: float = _setting(
+        3600.0, "Callbacks failing this long become dead letters."
+    )
+    event_timeout_seconds: float = _setting(
+        10.0, "Wall-time limit of one callback POST; slower counts as a failed attempt."
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
 
     @property

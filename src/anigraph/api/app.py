@@ -12,9 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from anigraph.api import envelope
+from anigraph.api.cos import cos_routes
 from anigraph.api.dispatch import handle
 from anigraph.api.errors import request_size_limit_exceeded
 from anigraph.api.files import files_route
+from anigraph.api.ugc import ugc_routes
 from anigraph.metrics import Metrics
 from anigraph.services.context import Context
 
@@ -75,7 +77,9 @@ def create_app(ctx: Context, metrics: Metrics) -> Starlette:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
+        *cos_routes(ctx),
         Route("/", api, methods=API_METHODS),
+        *ugc_routes(ctx),
         files_route(ctx.store),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),

@@ -49,6 +49,7 @@ def load_actions() -> dict[str, Action]:
         media,
         procedures,
         processing,
+        pull,
         tasks,
         templates,
         uploads,

@@ -48,7 +48,12 @@ class Database:
 
     def create_schema(self) -> None:
         # Every table module registers on Base.metadata when imported.
-        from anigraph.db import models_events, models_procedures, models_uploads  # noqa: F401
+        from anigraph.db import (  # noqa: F401
+            models_events,
+            models_procedures,
+            models_upload_signatures,
+            models_uploads,
+        )
 
         Base.metadata.create_all(self.engine)
 

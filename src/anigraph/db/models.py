@@ -142,6 +142,9 @@ class Task(Base):
     session_context: Mapped[str] = mapped_column(Text, default="")
     session_id: Mapped[str] = mapped_column(String(64), default="")
     subtasks: Mapped[list[Any]]
+    # Task-type specifics: a PullUpload's request and PullUploadTask result, or the Url (and
+    # Procedure) of a ProcessMedia that starts from a URL.
+    payload: Mapped[dict[str, Any] | None]
     progress: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime]
     begin_at: Mapped[datetime | None]

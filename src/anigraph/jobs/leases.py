@@ -53,6 +53,16 @@ state (the outbox event); if it raises, the finish is rolled back and the task s
 finished again by whoever holds it next.
 """
 
+SubtaskHook = Callable[[Session, Task, int], None]
+
+on_subtask_change: list[SubtaskHook] = []
+"""Called as ``hook(session, task, index)`` inside :func:`record_subtask`'s transaction when
+subtask ``index`` changes ``Status`` (progress-only writes do not call it).
+
+The task row already carries the new subtask list. As with :data:`on_finish`, what the hook
+writes commits with the change, and if it raises the change is rolled back.
+"""
+
 
 def subtask_result(entry: dict[str, Any]) -> dict[str, Any]:
     """The ``AnimatedGraphicTask`` member of a subtask entry (the part that changes)."""
@@ -75,6 +85,11 @@ def task_progress(subtasks: list[Any]) -> int:
         else:
             total += int(subtask_result(entry).get("Progress") or 0)
     return min(100, total // len(subtasks))
+
+
+def owned(ctx: Context, session: Session, task_id: str, owner: str) -> Task | None:
+    """The task row if ``owner`` still holds it (PROCESSING, lease not taken over), else None."""
+    return _owned(ctx, session, task_id, owner)
 
 
 def _owned(ctx: Context, session: Session, task_id: str, owner: str) -> Task | None:
@@ -193,6 +208,9 @@ def record_subtask(
         subtasks = list(task.subtasks)
         if not 0 <= index < len(subtasks):
             raise IndexError(f"task {task_id} has no subtask {index}")
+        changed = subtask_result(subtasks[index]).get("Status") != subtask_result(result).get(
+            "Status"
+        )
         subtasks[index] = result
         _set_subtasks(task, subtasks)
         task.progress = task_progress(subtasks)
@@ -200,6 +218,10 @@ def record_subtask(
             if session.get(Media, output_row.file_id) is None:
                 raise MediaGone(output_row.file_id)
             session.add(output_row)
+        if changed:
+            session.flush()
+            for hook in list(on_subtask_change):
+                hook(session, task, index)
         return True
 
 

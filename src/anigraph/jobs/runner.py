@@ -478,13 +478,42 @@ def run_claimed(
             task = session.get(Task, task_id)
             if task is None or task.lease_owner != owner or task.status != leases.PROCESSING:
                 return Outcome.LOST
-            run = _Run(ctx, task, owner, metrics, token, job)
         heartbeat = _Heartbeat(ctx, task_id, owner, token)
         heartbeat.start()
         try:
-            return run.run()
+            if task.task_type == "PullUpload":
+                from anigraph.jobs.pull import run_pull
+
+                return run_pull(ctx, task, owner, metrics)
+            if not task.file_id and (task.payload or {}).get("Url"):
+                early = _ingest(ctx, task, owner, metrics)
+                if early is not None:
+                    return early
+            return _Run(ctx, task, owner, metrics, token, job).run()
         finally:
             heartbeat.stop()
     finally:
         if own_cancel:
             token.close()
+
+
+def _ingest(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome | None:
+    """ProcessMedia with a Url: make the media item first. None means go on and process."""
+    from anigraph.jobs.pull import fail_all_subtasks, ingest_url
+
+    try:
+        file_id = ingest_url(ctx, task, owner)
+    except TaskError as error:
+        if error.code.retryable and task.attempt < ctx.settings.max_attempts:
+            delay = ctx.settings.retry_backoff_seconds * 2 ** max(task.attempt - 1, 0)
+            metrics.task_retries.inc()
+            return (
+                Outcome.RETRY
+                if leases.retry_later(ctx, task.task_id, owner, delay)
+                else (Outcome.LOST)
+            )
+        return fail_all_subtasks(ctx, task, owner, error)
+    if file_id is None:
+        return Outcome.LOST
+    task.file_id = file_id
+    return None

@@ -65,6 +65,14 @@ def insert_media(
     return row
 
 
+def media_name_from_url(url: str) -> str:
+    """The last path segment without its extension, as a media name."""
+    from urllib.parse import unquote, urlsplit
+
+    segment = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    return Path(segment).stem[:256] or "media"
+
+
 def media_type_of(path: Path | str) -> str:
     """A safe file extension (``mp4``) or ``""``."""
     extension = Path(path).suffix.lower().lstrip(".")
@@ -203,9 +211,12 @@ def delete(ctx: Context, sub_app_id: int, file_id: str, parts: list[dict[str, An
     """Delete a media item: with no parts, everything (original and animated outputs).
 
     ``OriginalFiles`` alone removes the source but keeps the item and its outputs. The rows go
-    first, in one transaction; the blobs after, so a crash leaves orphan blobs, never dangling
-    rows.
+    first, in one transaction with the FileDeleted event (spec 5.2, gated by the sub-app's
+    DeleteMediaCompleteEventSwitch); the blobs after, so a crash leaves orphan blobs, never
+    dangling rows or an event for a deletion that did not happen.
     """
+    from anigraph.notify.outbox import emit
+
     only_original = bool(parts) and all(p.get("Type") == "OriginalFiles" for p in parts or [])
     keys: list[str] = []
     with ctx.db.session() as session:
@@ -225,5 +236,19 @@ def delete(ctx: Context, sub_app_id: int, file_id: str, parts: list[dict[str, An
                 session.delete(output)
             session.flush()
             session.delete(row)
+        delete_parts = [
+            {"Type": str(p.get("Type", "")), "Definition": int(p.get("Definition") or 0)}
+            for p in parts or []
+        ]
+        emit(
+            session,
+            ctx,
+            sub_app_id,
+            "FileDeleted",
+            {
+                "FileIdSet": [file_id],
+                "FileDeleteResultInfo": [{"FileId": file_id, "DeleteParts": delete_parts}],
+            },
+        )
     for key in keys:
         ctx.store.delete(key)

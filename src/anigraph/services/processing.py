@@ -42,6 +42,7 @@ class TaskRequest:
     notify_mode: str = "Finish"
     session_context: str = ""
     session_id: str = ""
+    url: str = ""  # ProcessMedia with Url: fetched into a new media item before processing
 
 
 def new_subtask(item: dict[str, Any]) -> dict[str, Any]:
@@ -111,7 +112,7 @@ def insert_task(
     :class:`DuplicateSession`.
     """
     task_id = new_task_id(sub_app_id)
-    if media.get(session, sub_app_id, request.file_id) is None:
+    if not request.url and media.get(session, sub_app_id, request.file_id) is None:
         raise FileNotFound(request.file_id)
     if request.session_id:
         claim_session_id(session, ctx, sub_app_id, action, request.session_id, task_id)
@@ -127,6 +128,7 @@ def insert_task(
             session_context=request.session_context,
             session_id=request.session_id,
             subtasks=[new_subtask(item) for item in request.items],
+            payload={"Url": request.url} if request.url else None,
             progress=0,
             created_at=ctx.now(),
             begin_at=None,

@@ -72,6 +72,15 @@ def procedure_task(ctx: Context, task: Task, source: Media | None) -> dict[str, 
     }
 
 
+def pull_upload_task(task: Task) -> dict[str, Any]:
+    """PullUploadTask (spec 3.12) as the worker last wrote it."""
+    result = dict((task.payload or {}).get("Result") or {})
+    result["TaskId"] = task.task_id
+    if task.status in ("FINISH", "ABORTED"):
+        result["Status"] = "FINISH"
+    return result
+
+
 def _visible(ctx: Context, sub_app_id: int) -> Any:
     return and_(Task.sub_app_id == sub_app_id, Task.created_at >= ctx.now() - VISIBILITY)
 
@@ -93,7 +102,7 @@ def detail(ctx: Context, sub_app_id: int, task_id: str) -> dict[str, Any]:
             "ProcedureTask": procedure_task(ctx, task, source)
             if task.task_type == "Procedure"
             else None,
-            "PullUploadTask": None,
+            "PullUploadTask": pull_upload_task(task) if task.task_type == "PullUpload" else None,
         }
 
 

@@ -23,6 +23,10 @@ def new_task_id(sub_app_id: int) -> str:
     return f"{sub_app_id}-procedurev2-{secrets.token_hex(16)}"
 
 
+def new_pull_task_id(sub_app_id: int) -> str:
+    return f"{sub_app_id}-pull-{secrets.token_hex(16)}"
+
+
 def new_file_id() -> str:
     """A numeric string like Tencent's (19 digits), not guessable."""
     return str(5_000_000_000_000_000_000 + secrets.randbelow(4_000_000_000_000_000_000))

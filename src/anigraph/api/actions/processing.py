@@ -47,9 +47,11 @@ PROCESS_MEDIA = Object(
         "FileId": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_FILE_ID, max_length=64),
         "MediaStoragePath": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_MEDIA_STORAGE_PATH),
         "MediaProcessTask": Field(MEDIA_PROCESS_TASK),
-        "AiContentReviewTask": Field(_ANY_OBJECT),
-        "AiAnalysisTask": Field(_ANY_OBJECT),
-        "AiRecognitionTask": Field(_ANY_OBJECT),
+        # Strict empty objects: any member is UnknownParameter, so AI work is never dropped
+        # silently ({} is accepted, like an absent task).
+        "AiContentReviewTask": Field(Object({})),
+        "AiAnalysisTask": Field(Object({})),
+        "AiRecognitionTask": Field(Object({})),
         "TasksPriority": Field(INT64, default=0, minimum=-10, maximum=10),
         "TasksNotifyMode": Field(STRING, default="Finish", choices=NOTIFY_MODES),
         "SessionContext": Field(
@@ -89,9 +91,10 @@ def animated_items(params: dict[str, Any]) -> list[dict[str, Any]]:
     return items
 
 
-def file_id_of(params: dict[str, Any]) -> str:
+def source_of(params: dict[str, Any]) -> tuple[str, str]:
+    """(FileId, Url): the media to process, or the URL to fetch into a new media item."""
     if params.get("FileId"):
-        return str(params["FileId"])
+        return str(params["FileId"]), ""
     if params.get("MediaStoragePath"):
         raise invalid_parameter_value(
             "MediaStoragePath",
@@ -99,20 +102,20 @@ def file_id_of(params: dict[str, Any]) -> str:
             Code.INVALID_PARAMETER_VALUE_MEDIA_STORAGE_PATH,
         )
     if params.get("Url"):
-        raise ApiError(
-            Code.UNSUPPORTED_OPERATION,
-            "Processing a Url is not available in this version; import the media first.",
-        )
+        from anigraph.api.actions.pull import check_url
+
+        return "", check_url("Url", params["Url"], Code.INVALID_PARAMETER_VALUE_MEDIA_URL)
     raise invalid_parameter_value(
-        "FileId", "FileId is required", Code.INVALID_PARAMETER_VALUE_FILE_ID
+        "FileId", "FileId (or Url) is required", Code.INVALID_PARAMETER_VALUE_FILE_ID
     )
 
 
 @action("ProcessMedia", PROCESS_MEDIA)
 def process_media(ctx: Context, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
-    file_id = file_id_of(params)
+    file_id, url = source_of(params)
     request = processing.TaskRequest(
         file_id=file_id,
+        url=url,
         items=animated_items(params),
         priority=params["TasksPriority"],
         notify_mode=params["TasksNotifyMode"] or "Finish",

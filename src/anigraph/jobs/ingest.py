@@ -1,0 +1,90 @@
+"""Fetching a URL into a new media item, for PullUpload tasks and ProcessMedia with a Url.
+
+FFmpeg never fetches anything: the SSRF-safe client downloads the file (or an HLS playlist and
+its segments) to staging, the engine probes the local copy, and the store takes it by rename.
+"""
+
+from __future__ import annotations
+
+import logging
+import mimetypes
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from anigraph.domain.errors import ErrCodeExt, TaskError
+from anigraph.net import Unsupported, hls
+from anigraph.net import fetch as net_fetch
+from anigraph.net.addresses import AddressPolicy, parse_networks
+from anigraph.services import media
+from anigraph.services.context import Context
+
+log = logging.getLogger(__name__)
+
+
+def policy_of(ctx: Context) -> AddressPolicy:
+    return AddressPolicy(allow=parse_networks(ctx.settings.allow_private_networks))
+
+
+def fetcher_of(ctx: Context) -> net_fetch.Fetcher:
+    return net_fetch.Fetcher(
+        policy_of(ctx),
+        max_bytes=ctx.settings.max_fetch_bytes,
+        timeout_seconds=ctx.settings.fetch_timeout_seconds,
+    )
+
+
+def _looks_like_hls(url: str) -> bool:
+    return urlsplit(url).path.lower().endswith(".m3u8")
+
+
+def _fetch_error(error: net_fetch.FetchError) -> TaskError:
+    if error.transient:
+        return TaskError(ErrCodeExt.INTERNAL_ERROR, f"download failed, will retry: {error}")
+    if isinstance(error, net_fetch.TooLarge | Unsupported):
+        return TaskError(ErrCodeExt.CONTENT_UNSUPPORTED, f"download too large: {error}")
+    return TaskError(ErrCodeExt.DOWNLOAD_NOT_ACCESSIBLE, f"download failed: {error}")
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    path: Path
+    media_type: str  # file extension, e.g. "mp4"
+
+
+def download(ctx: Context, url: str, staging: Path, media_type: str = "") -> Downloaded:
+    """Fetch ``url`` into ``staging``; raises :class:`TaskError` (InternalError = transient)."""
+    fetcher = fetcher_of(ctx)
+    target = staging / f"{uuid.uuid4().hex}.download"
+    try:
+        if _looks_like_hls(url):
+            return Downloaded(hls.fetch_hls(fetcher, url, staging), "m3u8")
+        result = fetcher.fetch_to_file(url, target)
+        with result.path.open("rb") as handle:
+            head = handle.read(512)
+        if hls.is_hls(result.url_final, result.content_type, head):
+            result.path.unlink(missing_ok=True)
+            return Downloaded(hls.fetch_hls(fetcher, url, staging), "m3u8")
+        kind = media_type or media.media_type_of(urlsplit(result.url_final).path) or "mp4"
+        return Downloaded(result.path, kind)
+    except net_fetch.FetchError as error:
+        target.unlink(missing_ok=True)
+        raise _fetch_error(error) from error
+
+
+def store_download(
+    ctx: Context, sub_app_id: int, downloaded: Downloaded
+) -> tuple[str, int, dict[str, Any]]:
+    """Probe the download and move it into the store: (store key, size, MetaData)."""
+    try:
+        meta = media.probe_file(ctx, downloaded.path)
+    except TaskError:
+        downloaded.path.unlink(missing_ok=True)
+        raise
+    suffix = f".{downloaded.media_type}" if downloaded.media_type != "m3u8" else ".ts"
+    content_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
+    key = ctx.store.new_key(sub_app_id, "media", suffix)
+    stored = ctx.store.put_file(key, downloaded.path, content_type, move=True)
+    return key, stored.size, meta

@@ -1,0 +1,162 @@
+"""PullUpload and ProcessMedia with a Url, against a real server allowed to reach loopback."""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from service_harness import Server, Vod, error_code, free_port, wait_for_task
+
+from media_factory import make_clip
+
+
+class Files:
+    """A loopback HTTP server over a folder, counting hits per path."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.hits: dict[str, int] = {}
+        files = self
+
+        class Handler(SimpleHTTPRequestHandler):
+            def do_GET(self) -> None:
+                files.hits[self.path] = files.hits.get(self.path, 0) + 1
+                super().do_GET()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(root))
+        )
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
+    root = tmp_path_factory.mktemp("web")
+    make_clip(root / "clip.mp4", seconds=2.0, fps=25, width=320, height=180)
+    (root / "notvideo.mp4").write_bytes(b"hello" * 1000)
+    served = Files(root)
+    yield served
+    served.close()
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = Server(
+        tmp_path_factory.mktemp("pull") / "data",
+        free_port(),
+        ["--allow-private-networks", "127.0.0.1/32", "--retry-backoff-seconds", "0.2"],
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def pvod(open_server: Server) -> Vod:
+    return Vod(open_server, open_server.default_key())
+
+
+def test_pull_upload_makes_media(pvod: Vod, files: Files) -> None:
+    task_id = pvod(
+        "PullUpload",
+        {"MediaUrl": files.url("clip.mp4"), "MediaName": "pulled", "SessionContext": "sc"},
+    )["TaskId"]
+    assert "-pull-" in task_id
+    detail = wait_for_task(pvod, task_id)
+    assert detail["TaskType"] == "PullUpload" and detail["ProcedureTask"] is None
+    pulled = detail["PullUploadTask"]
+    assert (pulled["Status"], pulled["ErrCode"], pulled["SessionContext"]) == ("FINISH", 0, "sc")
+    assert pulled["MetaData"]["Width"] == 320 and pulled["MediaBasicInfo"]["Name"] == "pulled"
+    info = pvod("DescribeMediaInfos", {"FileIds": [pulled["FileId"]]})["MediaInfoSet"][0]
+    original = (files.root / "clip.mp4").read_bytes()
+    assert httpx.get(info["BasicInfo"]["MediaUrl"]).content == original
+    assert httpx.get(pulled["FileUrl"]).content == original
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("missing.mp4", "DownloadNotAccessible"), ("notvideo.mp4", "ContentMalformed")],
+)
+def test_pull_failures_end_the_task(pvod: Vod, files: Files, name: str, fragment: str) -> None:
+    task_id = pvod("PullUpload", {"MediaUrl": files.url(name)})["TaskId"]
+    pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
+    assert pulled["Status"] == "FINISH" and pulled["ErrCode"] == 60000
+    assert fragment in pulled["Message"] and pulled["FileId"] == ""
+
+
+def test_process_media_with_url(pvod: Vod, files: Files) -> None:
+    task_id = pvod(
+        "ProcessMedia",
+        {
+            "Url": files.url("clip.mp4"),
+            "MediaProcessTask": {"AnimatedGraphicTaskSet": [{"Definition": 20001}]},
+        },
+    )["TaskId"]
+    procedure = wait_for_task(pvod, task_id)["ProcedureTask"]
+    assert procedure["FileId"] and procedure["MetaData"]["Width"] == 320
+    (result,) = procedure["MediaProcessResultSet"]
+    assert result["AnimatedGraphicTask"]["Status"] == "SUCCESS"
+    assert httpx.get(result["AnimatedGraphicTask"]["Output"]["Url"]).status_code == 200
+
+
+def test_process_media_with_a_bad_url_fails_its_subtasks(pvod: Vod, files: Files) -> None:
+    task_id = pvod(
+        "ProcessMedia",
+        {
+            "Url": files.url("missing.mp4"),
+            "MediaProcessTask": {"AnimatedGraphicTaskSet": [{"Definition": 20000}]},
+        },
+    )["TaskId"]
+    (result,) = wait_for_task(pvod, task_id)["ProcedureTask"]["MediaProcessResultSet"]
+    assert result["AnimatedGraphicTask"]["ErrCodeExt"] == "SourceFileError.DownloadNotAccessible"
+
+
+def test_pull_request_errors(pvod: Vod) -> None:
+    for params, code in (
+        ({"MediaUrl": "ftp://example.com/a.mp4"}, "InvalidParameterValue.MediaUrl"),
+        ({"MediaUrl": "http://user:pw@example.com/a.mp4"}, "InvalidParameterValue.MediaUrl"),
+        ({"MediaUrl": "file:///etc/passwd"}, "InvalidParameterValue.MediaUrl"),
+        (
+            {"MediaUrl": "http://example.com/a.mp4", "SessionId": "x" * 51},
+            "InvalidParameterValue.SessionIdTooLong",
+        ),
+    ):
+        assert error_code(lambda p=params: pvod("PullUpload", p)) == code
+
+
+def test_pull_session_id_dedupe(pvod: Vod, files: Files) -> None:
+    session_id = f"pull-{secrets.token_hex(4)}"
+    first = pvod("PullUpload", {"MediaUrl": files.url("clip.mp4"), "SessionId": session_id})
+    assert first["TaskId"]
+    assert (
+        error_code(
+            lambda: pvod("PullUpload", {"MediaUrl": files.url("clip.mp4"), "SessionId": session_id})
+        )
+        == "InvalidParameterValue.SessionId"
+    )
+    wait_for_task(pvod, first["TaskId"])
+
+
+def test_default_policy_never_reaches_loopback(vod: Vod, files: Files) -> None:
+    """The shared server has no allow-list: loopback is refused, the canary sees no request."""
+    before = dict(files.hits)
+    task_id = vod("PullUpload", {"MediaUrl": files.url("clip.mp4")})["TaskId"]
+    pulled = wait_for_task(vod, task_id)["PullUploadTask"]
+    assert pulled["ErrCode"] != 0 and pulled["FileId"] == ""
+    assert files.hits == before
