@@ -50,6 +50,15 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
     root = tmp_path_factory.mktemp("web")
     make_clip(root / "clip.mp4", seconds=2.0, fps=25, width=320, height=180)
     (root / "notvideo.mp4").write_bytes(b"hello" * 1000)
+    # One continuous MPEG-TS stream cut at a packet boundary, as a segmenter would.
+    whole = make_clip(root / "whole.ts", seconds=2.0, fps=25, width=320, height=180).read_bytes()
+    cut = len(whole) // 2 // 188 * 188
+    (root / "seg0.ts").write_bytes(whole[:cut])
+    (root / "seg1.ts").write_bytes(whole[cut:])
+    (root / "list.m3u8").write_text(
+        "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:1\n"
+        "#EXTINF:1.0,\nseg0.ts\n#EXTINF:1.0,\nseg1.ts\n#EXT-X-ENDLIST\n"
+    )
     served = Files(root)
     yield served
     served.close()
@@ -87,6 +96,15 @@ def test_pull_upload_makes_media(pvod: Vod, files: Files) -> None:
     original = (files.root / "clip.mp4").read_bytes()
     assert httpx.get(info["BasicInfo"]["MediaUrl"]).content == original
     assert httpx.get(pulled["FileUrl"]).content == original
+
+
+def test_pull_upload_of_hls(pvod: Vod, files: Files) -> None:
+    """The playlist and its segments are fetched by us; the media is one local MPEG-TS file."""
+    task_id = pvod("PullUpload", {"MediaUrl": files.url("list.m3u8")})["TaskId"]
+    pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
+    assert pulled["ErrCode"] == 0, pulled
+    assert pulled["MetaData"]["Duration"] == pytest.approx(2.0, abs=0.2)
+    assert files.hits.get("/seg0.ts") and files.hits.get("/seg1.ts")
 
 
 @pytest.mark.parametrize(

@@ -195,6 +195,10 @@ def test_cover_upload(server: Server, vod: Vod, short_clip: Path, tmp_path: Path
     served = httpx.get(committed["CoverUrl"])
     assert served.status_code == 200 and served.content == tiny_png()
     assert served.headers["content-type"] == "image/png"
+    info = vod("DescribeMediaInfos", {"FileIds": [committed["FileId"]]})["MediaInfoSet"][0]
+    assert info["BasicInfo"]["CoverUrl"] == committed["CoverUrl"]
+    vod("DeleteMedia", {"FileId": committed["FileId"]})
+    assert httpx.get(committed["CoverUrl"]).status_code == 404
 
 
 def test_head_md5_ip_mode_and_cors(server: Server, vod: Vod, short_clip: Path) -> None:

@@ -98,6 +98,7 @@ class Media(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     media_type: Mapped[str] = mapped_column(String(16), default="")
     store_key: Mapped[str | None] = mapped_column(String(256))
+    cover_key: Mapped[str | None] = mapped_column(String(256), default=None)
     size: Mapped[int] = mapped_column(BigInteger, default=0)
     source_type: Mapped[str] = mapped_column(String(32), default="Upload")
     source_context: Mapped[str] = mapped_column(String(256), default="")

@@ -136,7 +136,7 @@ def basic_info(ctx: Context, row: Media) -> dict[str, Any]:
         "ClassId": row.class_id,
         "ClassName": "",
         "ClassPath": "",
-        "CoverUrl": "",
+        "CoverUrl": ctx.file_url(row.cover_key) if row.cover_key else "",
         "Type": row.media_type,
         "MediaUrl": ctx.file_url(row.store_key) if row.store_key else "",
         "SourceInfo": {
@@ -229,6 +229,8 @@ def delete(ctx: Context, sub_app_id: int, file_id: str, parts: list[dict[str, An
             row.store_key = None
             row.updated_at = ctx.now()
         else:
+            if row.cover_key:
+                keys.append(row.cover_key)
             for output in session.scalars(
                 select(MediaOutput).where(MediaOutput.file_id == file_id)
             ):

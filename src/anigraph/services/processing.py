@@ -99,6 +99,44 @@ def claim_session_id(
         raise DuplicateSession(session_id) from None
 
 
+def waiting_task(
+    ctx: Context,
+    task_id: str,
+    sub_app_id: int,
+    *,
+    task_type: str,
+    file_id: str,
+    priority: int,
+    notify_mode: str,
+    session_context: str,
+    session_id: str,
+    subtasks: list[dict[str, Any]],
+    payload: dict[str, Any] | None,
+) -> Task:
+    """A new task row, WAITING, with no lease and no attempt yet."""
+    return Task(
+        task_id=task_id,
+        sub_app_id=sub_app_id,
+        task_type=task_type,
+        status="WAITING",
+        file_id=file_id,
+        priority=priority,
+        notify_mode=notify_mode,
+        session_context=session_context,
+        session_id=session_id,
+        subtasks=subtasks,
+        payload=payload,
+        progress=0,
+        created_at=ctx.now(),
+        begin_at=None,
+        finish_at=None,
+        lease_owner=None,
+        lease_expires_at=None,
+        attempt=0,
+        not_before=None,
+    )
+
+
 def insert_task(
     session: Session,
     ctx: Context,
@@ -117,11 +155,11 @@ def insert_task(
     if request.session_id:
         claim_session_id(session, ctx, sub_app_id, action, request.session_id, task_id)
     session.add(
-        Task(
-            task_id=task_id,
-            sub_app_id=sub_app_id,
+        waiting_task(
+            ctx,
+            task_id,
+            sub_app_id,
             task_type="Procedure",
-            status="WAITING",
             file_id=request.file_id,
             priority=request.priority,
             notify_mode=request.notify_mode,
@@ -129,14 +167,6 @@ def insert_task(
             session_id=request.session_id,
             subtasks=[new_subtask(item) for item in request.items],
             payload={"Url": request.url} if request.url else None,
-            progress=0,
-            created_at=ctx.now(),
-            begin_at=None,
-            finish_at=None,
-            lease_owner=None,
-            lease_expires_at=None,
-            attempt=0,
-            not_before=None,
         )
     )
     return task_id

@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from anigraph.db.models import Task
 from anigraph.services.context import Context
-from anigraph.services.processing import claim_session_id
+from anigraph.services.processing import claim_session_id, waiting_task
 from anigraph.services.wire import new_pull_task_id
 
 
@@ -54,11 +53,11 @@ def create_pull_task(ctx: Context, sub_app_id: int, request: PullRequest) -> str
         if request.session_id:
             claim_session_id(session, ctx, sub_app_id, "PullUpload", request.session_id, task_id)
         session.add(
-            Task(
-                task_id=task_id,
-                sub_app_id=sub_app_id,
+            waiting_task(
+                ctx,
+                task_id,
+                sub_app_id,
                 task_type="PullUpload",
-                status="WAITING",
                 file_id="",
                 priority=request.tasks_priority,
                 notify_mode="None",
@@ -66,14 +65,6 @@ def create_pull_task(ctx: Context, sub_app_id: int, request: PullRequest) -> str
                 session_id=request.session_id,
                 subtasks=[],
                 payload={"Request": asdict(request), "Result": result},
-                progress=0,
-                created_at=ctx.now(),
-                begin_at=None,
-                finish_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-                attempt=0,
-                not_before=None,
             )
         )
     ctx.wake_workers()

@@ -612,6 +612,8 @@ def _record(
             source_context=row.source_context,
             class_id=row.class_id,
         )
+        if cover_url:
+            item.cover_key = row.cover_key
         session.flush()
         task_id = ""
         if row.procedure:

@@ -40,6 +40,15 @@ MEDIA_PROCESS_TASK = Object(
     }
 )
 
+# Shared by every action that starts a task (ProcessMedia, PullUpload).
+TASKS_PRIORITY = Field(INT64, default=0, minimum=-10, maximum=10)
+SESSION_CONTEXT = Field(
+    STRING, default="", code=Code.INVALID_PARAMETER_VALUE_SESSION_CONTEXT_TOO_LONG, max_length=1000
+)
+SESSION_ID = Field(
+    STRING, default="", code=Code.INVALID_PARAMETER_VALUE_SESSION_ID_TOO_LONG, max_length=50
+)
+
 NOTIFY_MODES = frozenset({"Finish", "Change", "None", ""})
 
 PROCESS_MEDIA = Object(
@@ -52,17 +61,10 @@ PROCESS_MEDIA = Object(
         "AiContentReviewTask": Field(Object({})),
         "AiAnalysisTask": Field(Object({})),
         "AiRecognitionTask": Field(Object({})),
-        "TasksPriority": Field(INT64, default=0, minimum=-10, maximum=10),
+        "TasksPriority": TASKS_PRIORITY,
         "TasksNotifyMode": Field(STRING, default="Finish", choices=NOTIFY_MODES),
-        "SessionContext": Field(
-            STRING,
-            default="",
-            code=Code.INVALID_PARAMETER_VALUE_SESSION_CONTEXT_TOO_LONG,
-            max_length=1000,
-        ),
-        "SessionId": Field(
-            STRING, default="", code=Code.INVALID_PARAMETER_VALUE_SESSION_ID_TOO_LONG, max_length=50
-        ),
+        "SessionContext": SESSION_CONTEXT,
+        "SessionId": SESSION_ID,
         "ExtInfo": Field(STRING),
         "Url": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_MEDIA_URL),
         "OutputAsIndependentMedia": Field(STRING, choices=frozenset({"ON", "OFF"})),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from anigraph.api.actions.processing import SESSION_CONTEXT, SESSION_ID, TASKS_PRIORITY
 from anigraph.api.errors import ApiError, Code, invalid_parameter_value
 from anigraph.api.params import INT64, STRING, Field, Object
 from anigraph.api.registry import Caller, action
@@ -54,16 +55,9 @@ PULL_UPLOAD = Object(
         "ExpireTime": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_EXPIRE_TIME),
         "StorageRegion": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_STORAGE_REGION),
         "ClassId": Field(INT64, default=0, code=Code.INVALID_PARAMETER_VALUE_CLASS_ID),
-        "TasksPriority": Field(INT64, default=0, minimum=-10, maximum=10),
-        "SessionContext": Field(
-            STRING,
-            default="",
-            code=Code.INVALID_PARAMETER_VALUE_SESSION_CONTEXT_TOO_LONG,
-            max_length=1000,
-        ),
-        "SessionId": Field(
-            STRING, default="", code=Code.INVALID_PARAMETER_VALUE_SESSION_ID_TOO_LONG, max_length=50
-        ),
+        "TasksPriority": TASKS_PRIORITY,
+        "SessionContext": SESSION_CONTEXT,
+        "SessionId": SESSION_ID,
         "ExtInfo": Field(STRING),
         "SourceContext": Field(STRING, default="", max_length=250),
         "MediaStoragePath": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_MEDIA_STORAGE_PATH),
