@@ -178,3 +178,35 @@ def test_default_policy_never_reaches_loopback(vod: Vod, files: Files) -> None:
     pulled = wait_for_task(vod, task_id)["PullUploadTask"]
     assert pulled["ErrCode"] != 0 and pulled["FileId"] == ""
     assert files.hits == before
+
+
+def test_pull_runs_its_task_flow_and_reports_pull_complete(pvod: Vod, files: Files) -> None:
+    name = f"pf{secrets.token_hex(4)}"
+    pvod(
+        "CreateProcedureTemplate",
+        {"Name": name, "MediaProcessTask": {"AnimatedGraphicTaskSet": [{"Definition": 20000}]}},
+    )
+    pvod("ModifyEventConfig", {"Mode": "PULL", "UploadMediaCompleteEventSwitch": "ON"})
+    assert (
+        error_code(
+            lambda: pvod("PullUpload", {"MediaUrl": files.url("clip.mp4"), "Procedure": "nope"})
+        )
+        == "InvalidParameterValue.Procedure"
+    )
+    task_id = pvod("PullUpload", {"MediaUrl": files.url("clip.mp4"), "Procedure": name})["TaskId"]
+    pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
+    assert pulled["ErrCode"] == 0 and pulled["ProcedureTaskId"]
+    flow = wait_for_task(pvod, pulled["ProcedureTaskId"])["ProcedureTask"]
+    assert flow["FileId"] == pulled["FileId"]
+    assert flow["MediaProcessResultSet"][0]["AnimatedGraphicTask"]["Status"] == "SUCCESS"
+    events: list[dict] = []  # type: ignore[type-arg]
+    for _ in range(5):
+        batch = pvod("PullEvents").get("EventSet") or []
+        events += batch
+        if batch:
+            pvod("ConfirmEvents", {"EventHandles": [e["EventHandle"] for e in batch]})
+        if any(e["EventType"] == "PullComplete" for e in events):
+            break
+    complete = [e for e in events if e["EventType"] == "PullComplete"]
+    assert complete and complete[0]["PullCompleteEvent"]["TaskId"] == task_id
+    assert complete[0]["PullCompleteEvent"]["ProcedureTaskId"] == pulled["ProcedureTaskId"]
