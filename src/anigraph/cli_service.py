@@ -68,6 +68,20 @@ def register(app: click.Group) -> None:
         logs.configure(settings.log_level)
         server.serve(settings)
 
+    @app.command()
+    @settings_options(("data_dir", "db"))
+    def migrate(**options: Any) -> None:
+        """Bring the database schema to the newest version (also done on every start)."""
+        from anigraph.db.database import Database
+        from anigraph.db.migrate import current
+
+        settings = _settings(options)
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.database_url)
+        database.create_schema()
+        click.echo(f"schema at revision {current(database.engine)}")
+        database.dispose()
+
     @app.group()
     def keys() -> None:
         """API key pairs; each belongs to one sub-application."""

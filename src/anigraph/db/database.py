@@ -13,8 +13,6 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from anigraph.db.models import Base
-
 
 class Database:
     def __init__(self, url: str) -> None:
@@ -47,15 +45,10 @@ class Database:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     def create_schema(self) -> None:
-        # Every table module registers on Base.metadata when imported.
-        from anigraph.db import (  # noqa: F401
-            models_events,
-            models_procedures,
-            models_upload_signatures,
-            models_uploads,
-        )
+        """Bring the schema to the newest migration (creating it in a new database)."""
+        from anigraph.db.migrate import upgrade
 
-        Base.metadata.create_all(self.engine)
+        upgrade(self.engine)
 
     @contextmanager
     def session(self) -> Iterator[Session]:

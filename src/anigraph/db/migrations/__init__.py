@@ -1,0 +1,1 @@
+"""Alembic migrations of the anigraph schema (SQLite and PostgreSQL)."""
