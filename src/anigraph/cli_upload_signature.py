@@ -8,13 +8,12 @@ data folder's default key file, a key file of the same shape, or the command lin
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 import click
 
+from anigraph.cli_uploads import DEFAULT_KEY_FILE, read_key_file
 from anigraph.services.upload_signature import (
     MAX_LIFETIME_SECONDS,
     SESSION_CONTEXT_MAX,
@@ -26,23 +25,9 @@ from anigraph.services.upload_signature import (
 )
 from anigraph.settings import DEFAULT_DATA_DIR, env_name
 
-DEFAULT_KEY_FILE = "default-key.json"
-"""The key file ``anigraph serve`` writes into the data folder on first start (server.py)."""
-
 
 def _read_key_file(path: Path) -> tuple[str, str]:
-    try:
-        data: Any = json.loads(path.read_text())
-    except OSError as exc:
-        raise click.UsageError(f"cannot read key file {path}: {exc.strerror}") from None
-    except ValueError:
-        raise click.UsageError(f"key file {path} is not JSON") from None
-    if (
-        not isinstance(data, dict)
-        or not isinstance(data.get("SecretId"), str)
-        or not isinstance(data.get("SecretKey"), str)
-    ):
-        raise click.UsageError(f"key file {path} has no SecretId and SecretKey")
+    data = read_key_file(path)
     return data["SecretId"], data["SecretKey"]
 
 

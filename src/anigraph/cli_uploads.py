@@ -52,7 +52,7 @@ def _endpoint(value: str) -> tuple[str, str]:
     return parts.scheme, parts.netloc
 
 
-def _read_key_file(path: Path) -> dict[str, Any]:
+def read_key_file(path: Path) -> dict[str, Any]:
     try:
         data: Any = json.loads(path.read_text())
     except OSError as exc:
@@ -84,7 +84,7 @@ def _key(
     if key_file is None:
         folder = data_dir or Path(os.environ.get(env_name("data_dir"), DEFAULT_DATA_DIR))
         key_file = folder / DEFAULT_KEY_FILE
-    data = _read_key_file(key_file)
+    data = read_key_file(key_file)
     sub_app_id = data.get("SubAppId")
     return data["SecretId"], data["SecretKey"], sub_app_id if isinstance(sub_app_id, int) else None
 
