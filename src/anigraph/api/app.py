@@ -17,6 +17,7 @@ from anigraph.api.dispatch import handle
 from anigraph.api.errors import request_size_limit_exceeded
 from anigraph.api.files import files_route
 from anigraph.api.ugc import ugc_routes
+from anigraph.console import console_routes
 from anigraph.metrics import Metrics
 from anigraph.services.context import Context
 
@@ -81,6 +82,7 @@ def create_app(ctx: Context, metrics: Metrics) -> Starlette:
         Route("/", api, methods=API_METHODS),
         *ugc_routes(ctx),
         files_route(ctx.store),
+        *console_routes(),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/metrics", prometheus, methods=["GET"]),
     ]
