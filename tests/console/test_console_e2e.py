@@ -115,6 +115,14 @@ def test_console_end_to_end(
     page.get_by_text(re.compile(r"Uploaded: FileId \d+")).wait_for(timeout=30_000)
     assert page.get_by_label("Upload progress").evaluate("el => el.value") == 100
     _shot(page, artifacts, "05-uploaded")
+    # The list comes from SearchMedia: the upload is there, and a search narrows it.
+    page.get_by_role("cell", name="console-clip").wait_for()
+    page.get_by_label("Search by name").fill("no-such-name")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_text("No media matches.").wait_for()
+    page.get_by_label("Search by name").fill("CONSOLE")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("cell", name="console-clip").wait_for()
 
     # Tasks: the flow's task finishes; its detail renders the animated output.
     _nav(page, "Tasks")

@@ -344,3 +344,40 @@ def test_media_infos_and_delete(server: Server, vod: Vod, tmp_path: Path) -> Non
         ({"FileIds": ["1"], "Filters": ["nope"]}, "InvalidParameterValue"),
     ):
         assert error_code(lambda bad=bad: vod("DescribeMediaInfos", bad)) == code
+
+
+def test_search_media(server: Server, tmp_path: Path) -> None:
+    sub_app = 1_900_000_000 + secrets.randbelow(10**8)
+    vod = Vod(server, server.create_key(sub_app))
+    ids = {}
+    for name in ("alpha one", "alpha two", "beta_%"):
+        clip = make_clip(tmp_path / f"{name}.mp4", seconds=0.5, fps=10, width=64, height=48)
+        ids[name] = server.import_media(clip, sub_app_id=sub_app)
+    everything = vod("SearchMedia", {"Limit": 100})
+    assert everything["TotalCount"] == 3
+    assert [m["BasicInfo"]["Name"] for m in everything["MediaInfoSet"]] == [
+        "beta_%",
+        "alpha two",
+        "alpha one",
+    ]
+    assert vod("SearchMedia", {"Names": ["ALPHA"]})["TotalCount"] == 2
+    assert vod("SearchMedia", {"Names": ["_%"]})["TotalCount"] == 1  # wildcards are literal
+    prefixed = vod("SearchMedia", {"NamePrefixes": ["alpha t"]})["MediaInfoSet"]
+    assert [m["FileId"] for m in prefixed] == [ids["alpha two"]]
+    page = vod(
+        "SearchMedia", {"Offset": 1, "Limit": 1, "Sort": {"Field": "CreateTime", "Order": "Asc"}}
+    )
+    assert page["TotalCount"] == 3 and page["MediaInfoSet"][0]["FileId"] == ids["alpha two"]
+    only = vod("SearchMedia", {"FileIds": [ids["beta_%"]], "Filters": ["metaData"]})
+    assert only["MediaInfoSet"][0]["BasicInfo"] is None
+    assert only["MediaInfoSet"][0]["MetaData"]["Width"] == 64
+    assert vod("SearchMedia", {"Categories": ["Audio"]})["TotalCount"] == 0
+    future = vod("SearchMedia", {"CreateTime": {"After": "2999-01-01T00:00:00Z"}})
+    assert future["TotalCount"] == 0
+    assert (
+        error_code(lambda: vod("SearchMedia", {"Offset": 4999, "Limit": 2}))
+        == "InvalidParameterValue.Offset"
+    )
+    # Another sub-application's media is never found.
+    other = Vod(server, server.default_key())
+    assert other("SearchMedia", {"FileIds": [ids["alpha one"]]})["TotalCount"] == 0

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import mimetypes
 import re
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from anigraph.db.models import Media, MediaOutput
@@ -125,8 +127,7 @@ def get(session: Session, sub_app_id: int, file_id: str) -> Media | None:
 
 def basic_info(ctx: Context, row: Media) -> dict[str, Any]:
     """MediaBasicInfo (spec 3.9)."""
-    meta = row.meta_data or {}
-    category = "Video" if meta.get("VideoStreamSet") else "Audio"
+    category = _category(row)
     return {
         "Name": row.name,
         "Description": row.description,
@@ -254,3 +255,60 @@ def delete(ctx: Context, sub_app_id: int, file_id: str, parts: list[dict[str, An
         )
     for key in keys:
         ctx.store.delete(key)
+
+
+@dataclass(frozen=True)
+class MediaQuery:
+    """SearchMedia's filters: OR within one list, AND across lists (spec 2.6)."""
+
+    file_ids: list[str] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)  # fuzzy: substring, any case
+    name_prefixes: list[str] = field(default_factory=list)
+    categories: list[str] = field(default_factory=list)  # Video / Audio
+    media_types: list[str] = field(default_factory=list)
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # inclusive, as SearchMedia's TimeRange is
+    newest_first: bool = True
+    offset: int = 0
+    limit: int = 10
+
+
+SEARCH_CAP = 5000  # TotalCount and Offset+Limit are capped, as Tencent's are
+
+
+def search(
+    ctx: Context, sub_app_id: int, query: MediaQuery, parts: set[str] | None
+) -> tuple[int, list[dict[str, Any]]]:
+    """(TotalCount capped at 5000, one page of MediaInfo)."""
+    statement = select(Media).where(Media.sub_app_id == sub_app_id)
+    if query.file_ids:
+        statement = statement.where(Media.file_id.in_(query.file_ids))
+    if query.names:
+        statement = statement.where(
+            or_(*(Media.name.ilike(f"%{_like(name)}%", escape="\\") for name in query.names))
+        )
+    if query.name_prefixes:
+        statement = statement.where(
+            or_(*(Media.name.like(f"{_like(p)}%", escape="\\") for p in query.name_prefixes))
+        )
+    if query.media_types:
+        statement = statement.where(Media.media_type.in_([t.lower() for t in query.media_types]))
+    if query.created_after is not None:
+        statement = statement.where(Media.created_at >= query.created_after)
+    if query.created_before is not None:
+        statement = statement.where(Media.created_at <= query.created_before)
+    order = Media.created_at.desc() if query.newest_first else Media.created_at.asc()
+    with ctx.db.session() as session:
+        rows = list(session.scalars(statement.order_by(order, Media.file_id)))
+        if query.categories:
+            rows = [row for row in rows if _category(row) in query.categories]
+        page = rows[query.offset : query.offset + query.limit]
+        return min(len(rows), SEARCH_CAP), [media_info(ctx, session, row, parts) for row in page]
+
+
+def _like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _category(row: Media) -> str:
+    return "Video" if (row.meta_data or {}).get("VideoStreamSet") else "Audio"

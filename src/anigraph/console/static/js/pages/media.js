@@ -1,5 +1,5 @@
-// Media: upload (ApplyUpload → PUT to the COS endpoint → CommitUpload), the media this browser
-// has seen (there is no listing action), a detail view with outputs, and DeleteMedia.
+// Media: upload (ApplyUpload → PUT to the COS endpoint → CommitUpload), a list searched with
+// SearchMedia (name, newest first), a detail view with outputs, and DeleteMedia.
 import { call } from "../api.js";
 import { putObject } from "../cos.js";
 import { link } from "../router.js";
@@ -83,24 +83,34 @@ async function renderList(root) {
   const message = notice();
   const list = h("div", { class: "table-wrap" });
   root.append(h("h1", {}, "Media"), message);
-  root.append(await uploadForm(() => load()), h("h2", {}, "Media seen in this session"), list);
-  root.append(
-    h(
-      "p",
-      { class: "muted" },
-      "The API has no media search here: this list is the media uploaded from this tab or named by tasks.",
-    ),
+  const search = h("input", { id: "media-search", type: "search", placeholder: "Part of a name" });
+  const searchForm = h(
+    "form",
+    { class: "inline-form", role: "search" },
+    h("label", { for: "media-search" }, "Search by name"),
+    search,
+    h("button", { type: "submit", class: "secondary" }, "Search"),
   );
+  searchForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    load();
+  });
+  root.append(await uploadForm(() => load()), h("h2", {}, "Media"), searchForm, list);
 
   async function load() {
-    const ids = knownFileIds();
-    if (!ids.length) {
-      list.replaceChildren(h("p", { class: "muted" }, "No media yet: upload a video."));
-      return;
-    }
     try {
-      const answer = await call("DescribeMediaInfos", { FileIds: ids.slice(0, 20) });
-      for (const gone of answer.NotExistFileIdSet || []) forgetFileId(gone);
+      const name = search.value.trim();
+      const answer = await call("SearchMedia", {
+        Limit: 50,
+        Filters: ["basicInfo", "metaData"],
+        ...(name ? { Names: [name] } : {}),
+      });
+      if (!answer.MediaInfoSet.length) {
+        list.replaceChildren(
+          h("p", { class: "muted" }, name ? "No media matches." : "No media yet: upload a video."),
+        );
+        return;
+      }
       list.replaceChildren(
         h(
           "table",
