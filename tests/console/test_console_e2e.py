@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from service_harness import Server
+from service_harness import Server, Vod
 
 from media_factory import make_clip
 
@@ -170,3 +170,42 @@ def test_console_end_to_end(
     _shot(page, artifacts, "11-phone-tasks")
 
     assert console_log.errors == []
+
+
+def test_edit_and_delete_template_and_flow(
+    page: Any, console_server: Server, console_log: Any, artifacts: Path
+) -> None:
+    vod = Vod(console_server, console_server.default_key())
+    definition = vod("CreateAnimatedGraphicsTemplate", {"Fps": 5, "Name": "to-edit"})["Definition"]
+    vod(
+        "CreateProcedureTemplate",
+        {
+            "Name": "to-delete",
+            "MediaProcessTask": {"AnimatedGraphicTaskSet": [{"Definition": 20000}]},
+        },
+    )
+    page.on("dialog", lambda dialog: dialog.accept())
+    _sign_in(page, console_server)
+
+    _nav(page, "Templates")
+    page.get_by_role("button", name="Edit to-edit").click()
+    page.get_by_label("Fps").fill("12")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("cell", name="to-edit", exact=True).wait_for()
+    page.wait_for_function("() => document.body.innerText.includes('12')", timeout=10_000)
+    (row,) = vod("DescribeAnimatedGraphicsTemplates", {"Definitions": [definition]})[
+        "AnimatedGraphicsTemplateSet"
+    ]
+    assert row["Fps"] == 12 and row["Name"] == "to-edit"
+    _shot(page, artifacts, "20-template-edited")
+    page.get_by_role("button", name="Delete to-edit").click()
+    page.get_by_role("cell", name="to-edit", exact=True).wait_for(state="detached")
+    assert (
+        vod("DescribeAnimatedGraphicsTemplates", {"Definitions": [definition]})["TotalCount"] == 0
+    )
+
+    _nav(page, "Task flows")
+    page.get_by_role("button", name="Delete to-delete").click()
+    page.get_by_role("heading", name=re.compile("to-delete")).wait_for(state="detached")
+    assert vod("DescribeProcedureTemplates", {"Names": ["to-delete"]})["TotalCount"] == 0
+    _shot(page, artifacts, "21-flow-deleted")
