@@ -1,4 +1,4 @@
-"""``/files/{key}`` over HTTP: a real Starlette app and TestClient against a LocalStore.
+"""``/files/{key}`` over HTTP: a real Starlette app and TestClient against every Store backend.
 
 Hostile paths are sent twice: through the client (which may normalise ``..`` away, as browsers
 do) and as raw ASGI scopes, so the endpoint itself is shown to refuse what a raw socket could
@@ -18,20 +18,43 @@ from starlette.testclient import TestClient
 from starlette.types import Message, Scope
 
 from anigraph.api.files import CACHE_FOREVER, UNSATISFIABLE, files_route, parse_range
-from anigraph.storage import LocalStore, StoredObject
+from anigraph.storage import LocalStore, Store, StoredObject
+
+pytest_plugins = ["storage_fixtures"]
 
 SIZE = 200_000
 DATA = random.Random(11).randbytes(SIZE)
 SECRET = b"root:x:0:0:top secret"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> LocalStore:
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """Every Store backend: the endpoint only uses the Store interface, so it must serve each."""
+    if request.param == "s3":
+        s3: Store = request.getfixturevalue("s3_store")  # moto on loopback (storage_fixtures)
+        return s3
     return LocalStore(tmp_path / "store")
 
 
+def local_only(store: Store) -> LocalStore:
+    """Skip on other backends: the test plants files or symlinks in a local root."""
+    if not isinstance(store, LocalStore):
+        pytest.skip("plants files or symlinks in the local store's folder")
+    return store
+
+
+def internal_location(store: Store) -> str:
+    """Where the store keeps objects (its folder or its bucket): never shown to clients."""
+    if isinstance(store, LocalStore):
+        return str(store.root)
+    from anigraph.storage.s3 import S3Store
+
+    assert isinstance(store, S3Store)
+    return store.bucket
+
+
 @pytest.fixture
-def app(store: LocalStore) -> Starlette:
+def app(store: Store) -> Starlette:
     return Starlette(routes=[files_route(store)])
 
 
@@ -41,7 +64,7 @@ def client(app: Starlette) -> TestClient:
 
 
 @pytest.fixture
-def stored(store: LocalStore, tmp_path: Path) -> StoredObject:
+def stored(store: Store, tmp_path: Path) -> StoredObject:
     source = tmp_path / "out.gif"
     source.write_bytes(DATA)
     return store.put_file(store.new_key(1500000001, "output", ".gif"), source, "image/gif")
@@ -110,7 +133,7 @@ def test_get_whole_object(client: TestClient, stored: StoredObject) -> None:
     [(".gif", "image/gif"), (".webp", "image/webp"), (".mp4", "video/mp4")],
 )
 def test_content_type_is_exact(
-    client: TestClient, store: LocalStore, tmp_path: Path, suffix: str, content_type: str
+    client: TestClient, store: Store, tmp_path: Path, suffix: str, content_type: str
 ) -> None:
     source = tmp_path / f"x{suffix}"
     source.write_bytes(b"bytes")
@@ -138,7 +161,7 @@ def test_head_ignores_range(client: TestClient, stored: StoredObject) -> None:
     assert head.headers["content-length"] == str(SIZE)
 
 
-def test_empty_object(client: TestClient, store: LocalStore, tmp_path: Path) -> None:
+def test_empty_object(client: TestClient, store: Store, tmp_path: Path) -> None:
     source = tmp_path / "empty.gif"
     source.write_bytes(b"")
     obj = store.put_file(store.new_key(1, "output", ".gif"), source, "image/gif")
@@ -320,12 +343,12 @@ TRAVERSALS = [
 
 @pytest.mark.parametrize("path", TRAVERSALS)
 def test_traversal_attempts_are_404_through_the_client(
-    client: TestClient, store: LocalStore, secret: Path, path: str
+    client: TestClient, store: Store, secret: Path, path: str
 ) -> None:
     response = client.get(path)
     assert response.status_code == 404
     assert SECRET not in response.content
-    assert str(store.root) not in response.text
+    assert internal_location(store) not in response.text
     assert len(response.content) < 100
 
 
@@ -344,16 +367,16 @@ RAW_TRAVERSALS = [
 @pytest.mark.parametrize("path", RAW_TRAVERSALS)
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
 def test_traversal_attempts_are_404_at_the_endpoint(
-    app: Starlette, store: LocalStore, secret: Path, path: str, method: str
+    app: Starlette, store: Store, secret: Path, path: str, method: str
 ) -> None:
     status, headers, body = raw_request(app, path, method)
     assert status == 404
     assert SECRET not in body
-    assert str(store.root).encode() not in body
+    assert internal_location(store).encode() not in body
     assert headers["content-type"].startswith("text/plain")
 
 
-def test_unknown_key_is_404(client: TestClient, store: LocalStore) -> None:
+def test_unknown_key_is_404(client: TestClient, store: Store) -> None:
     response = client.get("/files/" + store.new_key(1, "output", ".gif"))
     assert response.status_code == 404
     assert response.text == "Not Found"
@@ -366,9 +389,8 @@ def test_folder_of_an_object_is_404(client: TestClient, stored: StoredObject) ->
     assert client.get("/files/" + stored.key.rsplit("/", 1)[0]).status_code == 404
 
 
-def test_symlink_out_of_the_root_is_404(
-    client: TestClient, store: LocalStore, secret: Path
-) -> None:
+def test_symlink_out_of_the_root_is_404(client: TestClient, store: Store, secret: Path) -> None:
+    store = local_only(store)
     (store.root / "evil.gif").symlink_to(secret)
     (store.root / "up").symlink_to(secret.parent)
     for path in ("/files/evil.gif", "/files/up/secret.txt", "/files/up/etc/passwd"):
@@ -377,9 +399,9 @@ def test_symlink_out_of_the_root_is_404(
         assert SECRET not in response.content
 
 
-def test_object_deleted_between_stat_and_open_is_404(
-    store: LocalStore, stored: StoredObject
-) -> None:
+def test_object_deleted_between_stat_and_open_is_404(store: Store, stored: StoredObject) -> None:
+    store = local_only(store)
+
     class Vanishing(LocalStore):
         def open(self, key: str, start: int = 0, end: int | None = None):  # type: ignore[no-untyped-def]
             self.delete(key)
@@ -389,7 +411,7 @@ def test_object_deleted_between_stat_and_open_is_404(
     assert client.get(url(stored)).status_code == 404
 
 
-def test_served_over_a_real_socket(store: LocalStore, stored: StoredObject) -> None:
+def test_served_over_a_real_socket(store: Store, stored: StoredObject) -> None:
     """The streaming body and Content-Length agree on the wire, for 200 and 206."""
     import socket
     import threading

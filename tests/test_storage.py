@@ -29,6 +29,8 @@ from anigraph.storage import (
 )
 from anigraph.storage import local as local_module
 
+pytest_plugins = ["storage_fixtures"]
+
 BAD_KEYS = [
     pytest.param("", id="empty"),
     pytest.param("/etc/passwd", id="leading-slash"),
@@ -62,11 +64,14 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-@pytest.fixture(params=["local"])
+@pytest.fixture(params=["local", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     """Every Store backend; the contract tests below must pass for each."""
     if request.param == "local":
         return LocalStore(tmp_path / "store")
+    if request.param == "s3":
+        s3: Store = request.getfixturevalue("s3_store")  # moto on loopback (storage_fixtures)
+        return s3
     raise AssertionError(request.param)
 
 

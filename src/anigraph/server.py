@@ -13,6 +13,7 @@ from anigraph.metrics import Metrics
 from anigraph.services import keys
 from anigraph.services.context import Context
 from anigraph.settings import Settings
+from anigraph.storage.factory import parse_store_url
 from anigraph.storage.local import LocalStore
 
 log = logging.getLogger("anigraph.server")
@@ -25,7 +26,11 @@ def open_context(settings: Settings) -> Context:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url)
     db.create_schema()
-    store = LocalStore(settings.data_dir / "files")
+    store = (
+        parse_store_url(settings.store)
+        if settings.store
+        else LocalStore(settings.data_dir / "files")
+    )
     return Context(settings=settings, db=db, store=store)
 
 

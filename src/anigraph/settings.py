@@ -26,6 +26,9 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address to listen on.")
     port: int = _setting(8080, "Port to listen on.")
     db: str = _setting("", "Database URL; default: SQLite in the data folder.")
+    store: str = _setting(
+        "", "Blob store: a path or s3://bucket?endpoint_url=…&region=…; default: the data folder."
+    )
     public_url: str = _setting("", "Base URL of output links; default: http://HOST:PORT.")
     workers: int = _setting(2, "In-process worker slots (0: API only).")
     lease_seconds: float = _setting(
