@@ -2,6 +2,11 @@
 
 SQLite (the embedded default) runs in WAL mode with a busy timeout so the API threads and the
 workers can share it; writes that must not race (task claims) use ``BEGIN IMMEDIATE``.
+
+Other databases (PostgreSQL: ``postgresql+psycopg://…``) get a connection pool sized for the
+API threads plus the workers of one machine, checked before use (``pool_pre_ping``: a server
+restart or a failover must cost a reconnect, not an error on the next request) and recycled
+periodically (proxies and firewalls drop idle connections silently).
 """
 
 from __future__ import annotations
@@ -13,6 +18,12 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+POOL_SIZE = 10
+"""Connections kept open per process (server databases only)."""
+POOL_OVERFLOW = 20
+"""Extra connections opened under load, closed again when returned."""
+POOL_RECYCLE_SECONDS = 1800
+
 
 class Database:
     def __init__(self, url: str) -> None:
@@ -21,6 +32,14 @@ class Database:
         options: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            options.update(
+                pool_pre_ping=True,
+                pool_size=POOL_SIZE,
+                max_overflow=POOL_OVERFLOW,
+                pool_timeout=30,
+                pool_recycle=POOL_RECYCLE_SECONDS,
+            )
         self.engine: Engine = create_engine(url, **options)
         if self.is_sqlite:
             self._tune_sqlite(self.engine)

@@ -6,7 +6,7 @@ subtask inputs and results) that are read back as they were written.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -26,22 +26,30 @@ from sqlalchemy.types import TypeDecorator
 
 
 class UtcDateTime(TypeDecorator[datetime]):
-    """A datetime that always comes back timezone-aware in UTC (SQLite forgets the zone)."""
+    """A datetime stored as UTC and always read back timezone-aware in UTC.
+
+    Binding converts to UTC: SQLite's DATETIME keeps the wall time and drops the offset, so an
+    aware non-UTC value would otherwise be stored as the wrong instant. Reading attaches UTC
+    where the zone was lost (SQLite) and converts where the server applied its own session zone
+    (PostgreSQL returns ``timestamptz`` in the server's ``TimeZone``).
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             raise ValueError("naive datetime")
-        return value
+        return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        from datetime import UTC
-
-        if value is not None and value.tzinfo is None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value
+        return value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):

@@ -289,7 +289,7 @@ def search(
         )
     if query.name_prefixes:
         statement = statement.where(
-            or_(*(Media.name.like(f"{_like(p)}%", escape="\\") for p in query.name_prefixes))
+            or_(*(Media.name.ilike(f"{_like(p)}%", escape="\\") for p in query.name_prefixes))
         )
     if query.media_types:
         statement = statement.where(Media.media_type.in_([t.lower() for t in query.media_types]))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from anigraph.db.models import Template
+from anigraph.db.models import SubApp, Template
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import (
     FIRST_CUSTOM_DEFINITION,
@@ -78,29 +80,48 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
     )
     check_template(spec, modifying=False)
     with ctx.db.session() as session:
+        # Serialise creations per sub-app (FOR UPDATE on PostgreSQL; SQLite's write lock
+        # already does) so two concurrent requests cannot both pass the 16-template check.
+        session.get(SubApp, sub_app_id, with_for_update=True)
         count = session.scalar(
             select(func.count()).select_from(Template).where(Template.sub_app_id == sub_app_id)
         )
         if (count or 0) >= MAX_CUSTOM_TEMPLATES:
             raise TooManyTemplates(MAX_CUSTOM_TEMPLATES)
-        highest = session.scalar(select(func.max(Template.definition)))
-        row = Template(
-            definition=max(highest or 0, FIRST_CUSTOM_DEFINITION - 1) + 1,
-            sub_app_id=sub_app_id,
-            name=spec.name,
-            comment=spec.comment,
-            format=spec.format,
-            width=spec.width,
-            height=spec.height,
-            resolution_adaptive=spec.resolution_adaptive.value,
-            fps=spec.fps,
-            quality=spec.quality,
-            created_at=now,
-            updated_at=now,
-        )
-        session.add(row)
-        session.flush()
-        return row.definition
+        # Definitions are shared by all sub-apps: another sub-app may take max + 1 at the same
+        # moment, so a collision on the primary key is retried with the next number.
+        for _ in range(ALLOCATION_ATTEMPTS):
+            highest = session.scalar(select(func.max(Template.definition)))
+            try:
+                with session.begin_nested():
+                    row = _new_row(
+                        spec, sub_app_id, max(highest or 0, FIRST_CUSTOM_DEFINITION - 1) + 1, now
+                    )
+                    session.add(row)
+                return row.definition
+            except IntegrityError:
+                continue
+        raise RuntimeError("could not allocate a template Definition")
+
+
+ALLOCATION_ATTEMPTS = 5
+
+
+def _new_row(spec: TemplateSpec, sub_app_id: int, definition: int, now: datetime) -> Template:
+    return Template(
+        definition=definition,
+        sub_app_id=sub_app_id,
+        name=spec.name,
+        comment=spec.comment,
+        format=spec.format,
+        width=spec.width,
+        height=spec.height,
+        resolution_adaptive=spec.resolution_adaptive.value,
+        fps=spec.fps,
+        quality=spec.quality,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 _FIELDS = {
