@@ -69,6 +69,16 @@ def register(app: click.Group) -> None:
         server.serve(settings)
 
     @app.command()
+    @settings_options()
+    def worker(**options: Any) -> None:
+        """Run workers only, on the same database and store as the API (any machine)."""
+        from anigraph import logs, server
+
+        settings = _settings(options)
+        logs.configure(settings.log_level)
+        server.work(settings)
+
+    @app.command()
     @settings_options(("data_dir", "db"))
     def migrate(**options: Any) -> None:
         """Bring the database schema to the newest version (also done on every start)."""

@@ -137,3 +137,38 @@ def serve(settings: Settings) -> None:
             pool.stop(drain=True, timeout=settings.task_deadline_seconds)
         notifications.stop()
         ctx.db.dispose()
+
+
+def work(settings: Settings) -> None:
+    """Run workers only (no HTTP) on the shared database and store, until SIGINT/SIGTERM.
+
+    Any number of these can run beside API-only servers (``serve --workers 0``): the task rows
+    are the truth, so a worker finds work by claiming it; an idle one looks again every second.
+    """
+    import signal
+    import threading
+
+    from anigraph.jobs.pool import WorkerPool
+    from anigraph.notify.service import start_notifications
+
+    service = build(settings)
+    ctx = service.ctx
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("signal %d: letting running tasks finish", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    notifications = start_notifications(ctx, service.metrics)
+    pool = WorkerPool(ctx, service.metrics, max(settings.workers, 1))
+    ctx.wake_workers = pool.wake
+    pool.start()
+    print(f"anigraph worker running {max(settings.workers, 1)} slot(s)", flush=True)
+    try:
+        stop.wait()
+    finally:
+        pool.stop(drain=True, timeout=settings.task_deadline_seconds)
+        notifications.stop()
+        ctx.db.dispose()
