@@ -136,9 +136,15 @@ def convert(
 
 
 def _register_service_commands() -> None:
-    from anigraph import cli_events, cli_service, cli_upload_signature, cli_uploads
+    from anigraph import (
+        cli_events,
+        cli_service,
+        cli_upload_signature,
+        cli_uploads,
+        cli_worker_celery,
+    )
 
-    for module in (cli_service, cli_uploads, cli_upload_signature, cli_events):
+    for module in (cli_service, cli_uploads, cli_upload_signature, cli_events, cli_worker_celery):
         module.register(app)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from anigraph.db.database import Database
 from anigraph.metrics import Metrics
@@ -15,6 +17,9 @@ from anigraph.services.context import Context
 from anigraph.settings import Settings
 from anigraph.storage.factory import parse_store_url
 from anigraph.storage.local import LocalStore
+
+if TYPE_CHECKING:
+    from anigraph.jobs.pool import WorkerPool
 
 log = logging.getLogger("anigraph.server")
 
@@ -85,6 +90,24 @@ def _draining_server_class() -> type:
     return DrainingServer
 
 
+def _wakers(settings: Settings, pool: WorkerPool | None) -> Callable[[], None]:
+    """What to call after a task is committed: the local pool, and Celery when a queue is set.
+
+    Messages only hurry workers up; a worker's idle claim loop finds every WAITING row anyway.
+    """
+    wakers: list[Callable[[], None]] = [pool.wake] if pool is not None else []
+    if settings.queue:
+        from anigraph.jobs.celery_transport import CeleryWaker, make_celery
+
+        wakers.append(CeleryWaker(make_celery(settings)))
+
+    def wake() -> None:
+        for waker in wakers:
+            waker()
+
+    return wake
+
+
 def serve(settings: Settings) -> None:
     """Run the API and the in-process workers until SIGINT/SIGTERM, then drain."""
     import uvicorn
@@ -112,8 +135,7 @@ def serve(settings: Settings) -> None:
 
     notifications = start_notifications(ctx, service.metrics)
     pool = WorkerPool(ctx, service.metrics, settings.workers) if settings.workers > 0 else None
-    if pool is not None:
-        ctx.wake_workers = pool.wake
+    ctx.wake_workers = _wakers(settings, pool)
     app = create_app(ctx, service.metrics)
     config = uvicorn.Config(
         app,
@@ -163,7 +185,7 @@ def work(settings: Settings) -> None:
     signal.signal(signal.SIGINT, on_signal)
     notifications = start_notifications(ctx, service.metrics)
     pool = WorkerPool(ctx, service.metrics, max(settings.workers, 1))
-    ctx.wake_workers = pool.wake
+    ctx.wake_workers = _wakers(settings, pool)
     pool.start()
     print(f"anigraph worker running {max(settings.workers, 1)} slot(s)", flush=True)
     try:

@@ -26,6 +26,9 @@ class Settings:
     host: str = _setting("127.0.0.1", "Address to listen on.")
     port: int = _setting(8080, "Port to listen on.")
     db: str = _setting("", "Database URL; default: SQLite in the data folder.")
+    queue: str = _setting(
+        "", "Job transport: redis://host:port/0 sends wake-ups through Celery; default: in-process."
+    )
     store: str = _setting(
         "", "Blob store: a path or s3://bucket?endpoint_url=…&region=…; default: the data folder."
     )

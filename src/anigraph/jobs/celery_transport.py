@@ -1,0 +1,229 @@
+"""The distributed job transport: task wake-ups through Celery (over Redis).
+
+The database row is the truth about a task; a Celery message carries only a task id, to wake a
+worker sooner than its idle poll would. Messages are an accelerator, never required:
+
+- A message is acted on only if the row says the task is claimable (WAITING and due, or
+  PROCESSING with an expired lease); the claim is the same lease claim the in-process pool makes
+  (:func:`claim_task`), so a duplicated or redelivered message finds the task owned or finished
+  and is acked and ignored, and a message for an unknown task is acked and ignored too.
+- A lost message (Redis restarted, a publish failed after the commit, a worker died after the
+  ack) changes nothing either: the :class:`~anigraph.jobs.pool.WorkerPool` idle claim loop
+  (``anigraph worker``/``serve`` slots look every second) finds WAITING rows and expired leases
+  by itself. Keep at least one such pool running beside Celery workers: it is the periodic
+  safety net.
+
+Delivery settings follow from that: ``acks_late`` with ``reject_on_worker_lost`` (a worker that
+dies mid-task lets the message come back; the lease decides who runs it), prefetch 1 (a busy
+worker does not sit on wake-ups others could serve), JSON only, and a hard time limit below the
+broker's visibility timeout, so Redis never redelivers a message whose task is still running. A
+task killed by the time limit keeps its lease until expiry and is then taken over; finished
+subtasks are kept, so the work resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from datetime import timedelta
+from typing import Final
+
+from celery import Celery
+from sqlalchemy import and_, or_, select
+
+from anigraph.db.models import Task
+from anigraph.jobs import leases
+from anigraph.jobs.pool import new_owner
+from anigraph.jobs.runner import run_claimed
+from anigraph.logs import bound
+from anigraph.metrics import Metrics
+from anigraph.server import Service, build
+from anigraph.services.context import Context
+from anigraph.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TASK_NAME: Final = "anigraph.run_task"
+VISIBILITY_MARGIN_SECONDS: Final = 600.0
+TIME_LIMIT_MARGIN_SECONDS: Final = 300.0
+
+# Outcomes returned by the Celery task (results are not stored; tests call it directly).
+SKIPPED: Final = "skipped"
+"""The message's task was not claimable (unknown, finished, owned, not yet due): acked, ignored."""
+
+
+def claim_task(ctx: Context, task_id: str, owner: str, metrics: Metrics | None = None) -> bool:
+    """Claim task ``task_id`` for ``owner`` if it is claimable; ``True`` when claimed.
+
+    The rules of :func:`leases.claim_next`, for one id: a WAITING task whose ``not_before`` is
+    unset or past, or a PROCESSING task whose lease expired (charged one lost attempt).
+    """
+    now = ctx.now()
+    with ctx.db.session() as session:
+        stmt = select(Task).where(
+            Task.task_id == task_id,
+            or_(
+                and_(
+                    Task.status == leases.WAITING,
+                    or_(Task.not_before.is_(None), Task.not_before <= now),
+                ),
+                and_(
+                    Task.status == leases.PROCESSING,
+                    Task.lease_expires_at < now,
+                ),
+            ),
+        )
+        if not ctx.db.is_sqlite:
+            stmt = stmt.with_for_update(skip_locked=True)
+        task = session.scalars(stmt).first()
+        if task is None:
+            return False
+        if task.status == leases.PROCESSING:
+            log.warning(
+                "reclaiming task %s: lease of %s expired at %s",
+                task.task_id,
+                task.lease_owner,
+                task.lease_expires_at,
+            )
+            leases._count_lost_attempt(task)
+            if metrics is not None:
+                metrics.lease_reclaims.inc()
+        task.status = leases.PROCESSING
+        task.lease_owner = owner
+        task.lease_expires_at = now + timedelta(seconds=ctx.settings.lease_seconds)
+        task.attempt += 1
+        task.not_before = None
+        if task.begin_at is None:
+            task.begin_at = now
+        return True
+
+
+class _ServiceHolder:
+    """One :class:`Service` per process, built on first use (after a prefork fork)."""
+
+    def __init__(self, settings: Settings, service: Service | None) -> None:
+        self._settings = settings
+        self._service = service
+        self._pid = os.getpid() if service is not None else 0
+        self._given = service is not None
+        self._lock = threading.Lock()
+
+    def get(self) -> Service:
+        with self._lock:
+            if self._service is None or (not self._given and self._pid != os.getpid()):
+                self._service = build(self._settings)
+                self._pid = os.getpid()
+            return self._service
+
+
+def make_celery(
+    settings: Settings, broker_url: str | None = None, *, service: Service | None = None
+) -> Celery:
+    """A Celery app for ``settings`` with the ``anigraph.run_task`` task registered.
+
+    ``broker_url`` defaults to the ``queue`` setting (``redis://host:port/0``). ``service``
+    replaces the process-wide service built from ``settings`` (tests, embedding).
+    """
+    url = broker_url or str(getattr(settings, "queue", "") or "")
+    if not url:
+        raise ValueError("the Celery transport needs a broker URL (--queue redis://…)")
+    app = Celery("anigraph", broker=url, set_as_current=False)
+    deadline = float(settings.task_deadline_seconds)
+    app.conf.update(
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_time_limit=int(deadline + TIME_LIMIT_MARGIN_SECONDS),
+        broker_transport_options={"visibility_timeout": int(deadline + VISIBILITY_MARGIN_SECONDS)},
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        task_default_queue="anigraph",
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        enable_utc=True,
+    )
+    holder = _ServiceHolder(settings, service)
+
+    def run_task(task_id: str | None = None) -> str:
+        """Claim ``task_id`` (or, without an id, any claimable task) and run it.
+
+        Returns the run's outcome, or ``skipped`` when there was nothing to claim.
+        """
+        current = holder.get()
+        owner = new_owner(0)
+        if task_id is None:
+            claimed = leases.claim_next(current.ctx, owner, current.metrics)
+        else:
+            claimed = task_id if claim_task(current.ctx, task_id, owner, current.metrics) else None
+        if claimed is None:
+            log.debug("wake-up for %s: nothing to claim", task_id or "any task")
+            return SKIPPED
+        with bound(task_id=claimed):
+            outcome = run_claimed(current.ctx, claimed, owner, current.metrics)
+        log.info("celery worker: task %s %s", claimed, outcome.value)
+        return outcome.value
+
+    app.task(name=TASK_NAME, ignore_result=True, shared=False)(run_task)
+    return app
+
+
+def publish_wake(app: Celery, task_id: str | None = None) -> bool:
+    """Send a wake-up for ``task_id`` (``None``: for any claimable task); ``True`` if sent.
+
+    Called after the task row committed. A failed publish is logged, never raised: the message
+    is only an accelerator and the pools' claim loop finds the task anyway.
+    """
+    try:
+        app.send_task(
+            TASK_NAME,
+            args=[task_id],
+            retry=True,
+            retry_policy={"max_retries": 1, "interval_start": 0.1, "interval_step": 0.2},
+        )
+    except Exception:
+        log.warning("could not publish a wake-up for task %s", task_id, exc_info=True)
+        return False
+    return True
+
+
+class CeleryWaker:
+    """Suitable for ``ctx.wake_workers``: calling it publishes a wake-up for any task."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def __call__(self) -> None:
+        publish_wake(self.app, None)
+
+    def notify(self, task_id: str) -> None:
+        """Wake a worker for one task (a message that names the task)."""
+        publish_wake(self.app, task_id)
+
+
+def worker_argv(
+    settings: Settings, *, pool: str = "prefork", loglevel: str | None = None
+) -> list[str]:
+    """Arguments for ``app.worker_main`` running ``settings.workers`` processes."""
+    return [
+        "worker",
+        f"--concurrency={max(1, settings.workers)}",
+        f"--pool={pool}",
+        f"--loglevel={(loglevel or settings.log_level).upper()}",
+        "--queues=anigraph",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+
+
+__all__ = [
+    "SKIPPED",
+    "TASK_NAME",
+    "CeleryWaker",
+    "claim_task",
+    "make_celery",
+    "publish_wake",
+    "worker_argv",
+]
