@@ -134,7 +134,11 @@ def serve(settings: Settings) -> None:
     from anigraph.notify.service import start_notifications
 
     notifications = start_notifications(ctx, service.metrics)
-    pool = WorkerPool(ctx, service.metrics, settings.workers) if settings.workers > 0 else None
+    pool = (
+        WorkerPool(ctx, service.metrics, settings.workers, idle_wait=settings.idle_poll_seconds)
+        if settings.workers > 0
+        else None
+    )
     ctx.wake_workers = _wakers(settings, pool)
     app = create_app(ctx, service.metrics)
     config = uvicorn.Config(
@@ -184,7 +188,9 @@ def work(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     notifications = start_notifications(ctx, service.metrics)
-    pool = WorkerPool(ctx, service.metrics, max(settings.workers, 1))
+    pool = WorkerPool(
+        ctx, service.metrics, max(settings.workers, 1), idle_wait=settings.idle_poll_seconds
+    )
     ctx.wake_workers = _wakers(settings, pool)
     pool.start()
     print(f"anigraph worker running {max(settings.workers, 1)} slot(s)", flush=True)

@@ -34,6 +34,9 @@ class Settings:
     )
     public_url: str = _setting("", "Base URL of output links; default: http://HOST:PORT.")
     workers: int = _setting(2, "In-process worker slots (0: API only).")
+    idle_poll_seconds: float = _setting(
+        0.25, "How often an idle worker slot looks for WAITING tasks it was not woken for."
+    )
     lease_seconds: float = _setting(
         30.0, "How long a claimed task stays owned without a heartbeat."
     )
