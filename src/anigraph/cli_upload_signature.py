@@ -13,17 +13,16 @@ from pathlib import Path
 
 import click
 
-from anigraph.cli_uploads import DEFAULT_KEY_FILE, read_key_file
-from anigraph.services.upload_signature import (
+from anigraph.cli_uploads import read_key_file
+from anigraph.domain.upload_signature import (
     MAX_LIFETIME_SECONDS,
     SESSION_CONTEXT_MAX,
     SOURCE_CONTEXT_MAX,
     TASK_NOTIFY_MODES,
     TASK_PRIORITY_MAX,
     TASK_PRIORITY_MIN,
-    sign,
 )
-from anigraph.settings import DEFAULT_DATA_DIR, env_name
+from anigraph.settings import DEFAULT_DATA_DIR, DEFAULT_KEY_FILE, env_name
 
 
 def _read_key_file(path: Path) -> tuple[str, str]:
@@ -120,6 +119,8 @@ def register(app: click.Group) -> None:
             raise click.BadParameter(
                 f"at most {SESSION_CONTEXT_MAX} characters", param_hint="--session-context"
             )
+        from anigraph.services.upload_signature import sign
+
         key_id, key_secret = _key(data_dir, secret_id, secret_key, key_file)
         click.echo(
             sign(

@@ -24,9 +24,8 @@ from urllib.parse import urlsplit
 
 import click
 
-from anigraph.settings import DEFAULT_DATA_DIR, env_name
+from anigraph.settings import DEFAULT_DATA_DIR, DEFAULT_KEY_FILE, env_name
 
-DEFAULT_KEY_FILE = "default-key.json"
 """The key file ``anigraph serve`` writes into the data folder on first start."""
 DEFAULT_ENDPOINT = "127.0.0.1:8080"
 

@@ -14,7 +14,7 @@ from anigraph.db.database import Database
 from anigraph.metrics import Metrics
 from anigraph.services import keys
 from anigraph.services.context import Context
-from anigraph.settings import Settings
+from anigraph.settings import DEFAULT_KEY_FILE, Settings
 from anigraph.storage.factory import parse_store_url
 from anigraph.storage.local import LocalStore
 
@@ -22,8 +22,6 @@ if TYPE_CHECKING:
     from anigraph.jobs.pool import WorkerPool
 
 log = logging.getLogger("anigraph.server")
-
-DEFAULT_KEY_FILE = "default-key.json"
 
 
 def open_context(settings: Settings) -> Context:

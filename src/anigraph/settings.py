@@ -18,6 +18,7 @@ def _setting(default: Any, help: str) -> Any:
 
 
 DEFAULT_DATA_DIR = Path("anigraph-data")
+DEFAULT_KEY_FILE = "default-key.json"  # written 0600 into the data folder on first start
 
 
 @dataclass(frozen=True)

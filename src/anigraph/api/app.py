@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from anigraph.api import envelope
+from anigraph.api.bodies import read_capped
 from anigraph.api.cos import cos_routes
 from anigraph.api.dispatch import handle
 from anigraph.api.errors import request_size_limit_exceeded
@@ -31,24 +32,10 @@ def _json(body: bytes) -> Response:
     return Response(body, status_code=200, headers={"Content-Type": envelope.CONTENT_TYPE})
 
 
-async def _read_capped(request: Request, limit: int) -> bytes | None:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def create_app(ctx: Context, metrics: Metrics) -> Starlette:
     async def api(request: Request) -> Response:
         request_id = envelope.new_request_id()
-        body = await _read_capped(request, ctx.settings.max_body_bytes)
+        body = await read_capped(request, ctx.settings.max_body_bytes)
         if body is None:
             error = request_size_limit_exceeded(ctx.settings.max_body_bytes)
             metrics.api_requests.labels("-", error.code).inc()

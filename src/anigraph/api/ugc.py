@@ -47,7 +47,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from anigraph.api.bodies import read_capped
 from anigraph.api.errors import ApiError
+from anigraph.domain.upload_signature import MAX_SIGNATURE_CHARS
 from anigraph.services import upload_signature, uploads
 from anigraph.services.context import Context
 from anigraph.services.upload_signature import SignedUpload, UploadSignatureError
@@ -162,7 +164,7 @@ def _parse_body(raw: bytes) -> dict[str, Any]:
 
 
 def _verified(ctx: Context, body: Mapping[str, Any]) -> SignedUpload:
-    signature = _text(body, "signature", upload_signature.MAX_SIGNATURE_CHARS + 1024, required=True)
+    signature = _text(body, "signature", MAX_SIGNATURE_CHARS + 1024, required=True)
     try:
         return upload_signature.verify(ctx, signature)
     except UploadSignatureError as error:
@@ -277,7 +279,7 @@ def _resume(ctx: Context, signed: SignedUpload, session_key: str, host: str) -> 
     a resume as by any ApplyUploadUGC."""
     try:
         with upload_signature.one_time_claim(ctx, signed):
-            result = upload_signature.resume_upload(ctx, signed.sub_app_id, session_key)
+            result = uploads.resume(ctx, signed.sub_app_id, session_key)
     except UploadSignatureError as error:
         raise _from_signature(error) from None
     except ApiError as error:
@@ -382,20 +384,6 @@ def _preflight(request: Request) -> Response:
     return Response(status_code=204, headers=headers)
 
 
-async def _read_capped(request: Request) -> bytes | None:
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def ugc_routes(ctx: Context) -> list[Route]:
     """The routes to mount on the API listener (``create_app``)."""
 
@@ -403,7 +391,7 @@ def ugc_routes(ctx: Context) -> list[Route]:
         if request.method == "OPTIONS":
             return _preflight(request)
         action = request.query_params.get("Action", "")
-        raw = await _read_capped(request)
+        raw = await read_capped(request, MAX_BODY_BYTES)
         host = request.headers.get("host", "")
         outcome = await run_in_threadpool(handle, ctx, action, raw, host, str(uuid.uuid4()))
         return Response(

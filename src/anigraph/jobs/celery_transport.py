@@ -125,7 +125,7 @@ def make_celery(
     ``broker_url`` defaults to the ``queue`` setting (``redis://host:port/0``). ``service``
     replaces the process-wide service built from ``settings`` (tests, embedding).
     """
-    url = broker_url or str(getattr(settings, "queue", "") or "")
+    url = broker_url or settings.queue
     if not url:
         raise ValueError("the Celery transport needs a broker URL (--queue redis://…)")
     app = Celery("anigraph", broker=url, set_as_current=False)

@@ -17,20 +17,16 @@ from urllib.parse import urlsplit
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.net import Unsupported, hls
 from anigraph.net import fetch as net_fetch
-from anigraph.net.addresses import AddressPolicy, parse_networks
+from anigraph.notify.config import address_policy
 from anigraph.services import media
 from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 
 
-def policy_of(ctx: Context) -> AddressPolicy:
-    return AddressPolicy(allow=parse_networks(ctx.settings.allow_private_networks))
-
-
 def fetcher_of(ctx: Context) -> net_fetch.Fetcher:
     return net_fetch.Fetcher(
-        policy_of(ctx),
+        address_policy(ctx.settings),
         max_bytes=ctx.settings.max_fetch_bytes,
         timeout_seconds=ctx.settings.fetch_timeout_seconds,
     )

@@ -13,7 +13,7 @@ from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
 from anigraph.jobs.ingest import download, store_download
-from anigraph.jobs.runner import Outcome, staging_dir
+from anigraph.jobs.runner import Outcome, retry_task_later, staging_dir
 from anigraph.metrics import Metrics
 from anigraph.notify.outbox import emit
 from anigraph.services import media
@@ -65,12 +65,9 @@ def run_pull(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome:
         downloaded = download(ctx, request["media_url"], staging_dir(ctx), request["media_type"])
         key, size, meta = store_download(ctx, sub_app_id, downloaded)
     except TaskError as error:
-        if error.code.retryable and task.attempt < ctx.settings.max_attempts:
-            delay = ctx.settings.retry_backoff_seconds * 2 ** max(task.attempt - 1, 0)
-            metrics.task_retries.inc()
-            log.info("pull %s: %s; retrying in %.0fs", task_id, error, delay)
-            return Outcome.RETRY if leases.retry_later(ctx, task_id, owner, delay) else Outcome.LOST
-        return _fail(ctx, task_id, owner, error)
+        return retry_task_later(ctx, task, owner, metrics, error) or _fail(
+            ctx, task_id, owner, error
+        )
 
     started: list[str] = []
 

@@ -440,7 +440,7 @@ class _Run:
         leases.subtask_result(entry)["Progress"] = 0
         if not self._write(index, entry):
             return Outcome.LOST
-        delay = self.ctx.settings.retry_backoff_seconds * 2 ** (attempts - 1)
+        delay = retry_delay(self.ctx, attempts)
         log.warning(
             "task %s subtask %d: attempt %d of %d failed (%s); retry in %.1fs",
             self.task_id,
@@ -454,6 +454,24 @@ class _Run:
             return Outcome.LOST
         self.metrics.task_retries.inc()
         return Outcome.RETRY
+
+
+def retry_delay(ctx: Context, attempts: int) -> float:
+    """Exponential backoff after ``attempts`` failed attempts (1 → the base delay)."""
+    return float(ctx.settings.retry_backoff_seconds * 2 ** max(attempts - 1, 0))
+
+
+def retry_task_later(
+    ctx: Context, task: Task, owner: str, metrics: Metrics, error: TaskError
+) -> Outcome | None:
+    """A whole task failed transiently before its subtasks ran (a download): back to WAITING
+    with backoff while attempts remain. None when it should fail instead."""
+    if not error.code.retryable or task.attempt >= ctx.settings.max_attempts:
+        return None
+    delay = retry_delay(ctx, task.attempt)
+    metrics.task_retries.inc()
+    log.info("task %s: %s; retrying in %.1fs", task.task_id, error, delay)
+    return Outcome.RETRY if leases.retry_later(ctx, task.task_id, owner, delay) else Outcome.LOST
 
 
 def run_claimed(
@@ -504,15 +522,9 @@ def _ingest(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome |
     try:
         file_id = ingest_url(ctx, task, owner)
     except TaskError as error:
-        if error.code.retryable and task.attempt < ctx.settings.max_attempts:
-            delay = ctx.settings.retry_backoff_seconds * 2 ** max(task.attempt - 1, 0)
-            metrics.task_retries.inc()
-            return (
-                Outcome.RETRY
-                if leases.retry_later(ctx, task.task_id, owner, delay)
-                else (Outcome.LOST)
-            )
-        return fail_all_subtasks(ctx, task, owner, error)
+        return retry_task_later(ctx, task, owner, metrics, error) or fail_all_subtasks(
+            ctx, task, owner, error
+        )
     if file_id is None:
         return Outcome.LOST
     task.file_id = file_id

@@ -21,6 +21,7 @@ from anigraph.net import FetchError, fetch
 from anigraph.net.addresses import AddressPolicy, IPAddress, parse_networks
 from anigraph.notify import outbox
 from anigraph.services.context import Context
+from anigraph.settings import Settings
 
 MAX_URL: Final = 2048
 SIGN_KEY: Final = re.compile(r"[A-Za-z0-9]{0,32}")
@@ -36,10 +37,10 @@ class BadCallbackUrl(ValueError):
     """A NotificationUrl that cannot or must not be called; ``str()`` says why."""
 
 
-def address_policy(settings: Any) -> AddressPolicy:
+def address_policy(settings: Settings) -> AddressPolicy:
     """The SSRF policy outgoing callbacks obey (the one URL fetches obey, too): public
     addresses only, plus the ``allow_private_networks`` ranges (on any port)."""
-    return AddressPolicy(allow=parse_networks(str(getattr(settings, "allow_private_networks", ""))))
+    return AddressPolicy(allow=parse_networks(settings.allow_private_networks))
 
 
 def system_resolver(host: str, port: int) -> list[str]:

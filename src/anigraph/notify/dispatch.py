@@ -44,6 +44,7 @@ from anigraph.metrics import Metrics
 from anigraph.notify import outbox
 from anigraph.notify.config import address_policy
 from anigraph.services.context import Context
+from anigraph.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -84,9 +85,9 @@ class RetrySchedule:
     give_up_after: float = 3600.0
 
     @classmethod
-    def from_settings(cls, settings: Any) -> RetrySchedule:
-        first = float(getattr(settings, "event_retry_seconds", cls.first_delay))
-        give_up = float(getattr(settings, "event_give_up_seconds", cls.give_up_after))
+    def from_settings(cls, settings: Settings) -> RetrySchedule:
+        first = settings.event_retry_seconds
+        give_up = settings.event_give_up_seconds
         return cls(first_delay=first, max_delay=max(first, cls.max_delay), give_up_after=give_up)
 
     def delay(self, attempts: int) -> float:
@@ -161,10 +162,8 @@ class EventDispatcher:
     ) -> None:
         self.ctx = ctx
         self.schedule = schedule or RetrySchedule.from_settings(ctx.settings)
-        self.timeout_seconds = float(
-            timeout_seconds
-            if timeout_seconds is not None
-            else getattr(ctx.settings, "event_timeout_seconds", 10.0)
+        self.timeout_seconds = (
+            timeout_seconds if timeout_seconds is not None else ctx.settings.event_timeout_seconds
         )
         self.concurrency = max(1, concurrency)
         self.poll_seconds = poll_seconds

@@ -14,8 +14,8 @@ from the signature and never from the client's request body.
 ``verify`` checks a signature completely except for one-time use, which needs a database write:
 ``record_one_time_use`` performs it inside the caller's transaction, and ``one_time_claim`` is
 the variant for callers whose write happens in a transaction they do not control (such as
-``uploads.apply``, which opens its own). ``resume_upload`` answers a client that resumes an
-upload session with its ``vodSessionKey``.
+``uploads.apply``, which opens its own). A client that resumes an upload session with its
+``vodSessionKey`` is answered by ``uploads.resume``.
 """
 
 from __future__ import annotations
@@ -31,38 +31,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import IntEnum
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode
 
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from anigraph.api.errors import Code
 from anigraph.db.models_upload_signatures import UploadSignatureUse
-from anigraph.db.models_uploads import UploadSession
-from anigraph.services import keys, uploads
+from anigraph.domain.upload_signature import (
+    DIGEST_BYTES,
+    FUTURE_SKEW_SECONDS,
+    MAX_LIFETIME_SECONDS,
+    MAX_SIGNATURE_CHARS,
+    PROCEDURE_MAX,
+    SESSION_CONTEXT_MAX,
+    SOURCE_CONTEXT_MAX,
+    STORAGE_REGION_MAX,
+    TASK_NOTIFY_MODES,
+    TASK_PRIORITY_MAX,
+    TASK_PRIORITY_MIN,
+)
+from anigraph.services import keys
 from anigraph.services.context import Context
 
-MAX_LIFETIME_SECONDS: Final = 7_776_000
-"""``expireTime - currentTimeStamp`` may be at most 90 days (spec 7.5)."""
-
-FUTURE_SKEW_SECONDS: Final = 300
-"""How far ``currentTimeStamp`` may lie ahead of our clock: the app server's clock may run a little
-fast, but a signature dated well into the future would outlive the 90-day cap."""
-
-MAX_SIGNATURE_CHARS: Final = 16_384
-"""Longest signature accepted; every legitimate one is far shorter (contexts are capped at 1,250
-characters, URL-encoded at most three times longer, then base64 adds a third)."""
-
-DIGEST_BYTES: Final = 20
-SOURCE_CONTEXT_MAX: Final = 250
-SESSION_CONTEXT_MAX: Final = 1000
-PROCEDURE_MAX: Final = 64
-STORAGE_REGION_MAX: Final = 64
-TASK_PRIORITY_MIN: Final = -10
-TASK_PRIORITY_MAX: Final = 10
-TASK_NOTIFY_MODES: Final = ("Finish", "Change", "None")
 RANDOM_MAX: Final = 2**32
 """``random`` is documented as an unsigned 32-bit number, but Tencent's own Node sample computes
 ``Math.round(Math.random() * 2**32)``, which can reach 2**32 itself; that value is accepted."""
@@ -414,40 +406,3 @@ def one_time_claim(ctx: Context, signed: SignedUpload) -> Iterator[None]:
                 )
             )
         raise
-
-
-def resume_upload(ctx: Context, sub_app_id: int, vod_session_key: str) -> dict[str, Any]:
-    """An open upload session's ApplyUpload answer again, for a client that resumes with its
-    ``vodSessionKey`` (the web SDK after a page reload, or when its COS credential nears expiry).
-
-    The credential is the session's own and lasts as long as the session, so it is handed out
-    unchanged; refusals mirror CommitUpload's (``InvalidParameterValue.VodSessionKey``), and an
-    unknown session looks the same as another sub-application's. This reads the uploads
-    service's session table and belongs beside ``uploads.apply``; it lives here until that
-    module offers it.
-    """
-    with ctx.db.session() as session:
-        row = session.get(UploadSession, vod_session_key) if vod_session_key else None
-    if row is None or row.sub_app_id != sub_app_id:
-        raise _session_refused("The VodSessionKey does not exist.")
-    if row.state != "open":
-        raise _session_refused("The upload of this VodSessionKey has already been committed.")
-    if row.expires_at <= ctx.now():
-        raise _session_refused("The VodSessionKey has expired; apply for a new upload.")
-    return {
-        "StorageBucket": row.bucket,
-        "StorageRegion": row.region,
-        "VodSessionKey": row.vod_session_key,
-        "MediaStoragePath": f"/{row.media_key}",
-        "CoverStoragePath": f"/{row.cover_key}" if row.cover_key else "",
-        "TempCertificate": {
-            "SecretId": row.temp_secret_id,
-            "SecretKey": row.temp_secret_key,
-            "Token": row.temp_token,
-            "ExpiredTime": int(row.expires_at.timestamp()),
-        },
-    }
-
-
-def _session_refused(message: str) -> uploads.UploadError:
-    return uploads.UploadError(Code.INVALID_PARAMETER_VALUE_VOD_SESSION_KEY, message)
