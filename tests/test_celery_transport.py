@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,58 +25,9 @@ from anigraph.server import Service
 from anigraph.services.context import Context
 from jobs_fixtures import add_media, add_task, entry, load_task, make_ctx, outputs, wait_for
 from media_factory import make_clip
+from redis_fixtures import free_port
 
-REDIS_BINARY = shutil.which("redis-server")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if REDIS_BINARY is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is required when CI is set (apt-get install redis-server)")
-        pytest.skip("redis-server not installed (Debian package redis-server)")
-    directory = tmp_path_factory.mktemp("redis")
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            REDIS_BINARY,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(directory),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                    sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
-                        break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
+pytest_plugins = ["redis_fixtures"]
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +163,7 @@ def test_wake_without_id_claims_any_task(ctx: Context, app: Celery, small_clip: 
 
 
 def test_publish_failure_is_not_raised(ctx: Context) -> None:
-    dead = make_celery(ctx.settings, f"redis://127.0.0.1:{_free_port()}/0")
+    dead = make_celery(ctx.settings, f"redis://127.0.0.1:{free_port()}/0")
     dead.conf.broker_connection_timeout = 0.5
     assert publish_wake(dead, "any") is False
     assert celery_transport.SKIPPED == "skipped"
