@@ -252,3 +252,45 @@ def slow_animate(
     progress(0.1)
     time.sleep(SLOW_SECONDS)
     return animate(source, output, params, limits, deadline, progress)
+
+
+def report_pid(
+    source: str,
+    output: str,
+    params: AnimateParams,
+    limits: Limits,
+    deadline: float,
+    progress: ProgressCallback,
+) -> Result:
+    """Succeeds with the child's pid as ``Size``, so a test can tell which process ran it."""
+    Path(output).write_bytes(b"GIF89a")
+    return Result(output, "gif", 1, 1, os.getpid(), 0, "", 0.0, 0.0, 1, 0.1)
+
+
+def refuse_with_pid(
+    source: str,
+    output: str,
+    params: AnimateParams,
+    limits: Limits,
+    deadline: float,
+    progress: ProgressCallback,
+) -> Result:
+    """A clean refusal (like bad input) that names the child's pid."""
+    from anigraph.domain.errors import ErrCodeExt, TaskError
+
+    raise TaskError(ErrCodeExt.CONTENT_MALFORMED, f"pid {os.getpid()}")
+
+
+def lower_retire_cap(
+    source: str,
+    output: str,
+    params: AnimateParams,
+    limits: Limits,
+    deadline: float,
+    progress: ProgressCallback,
+) -> Result:
+    """Like ``report_pid``, in a child that then finds itself over the memory cap."""
+    from anigraph.jobs import child
+
+    child.RETIRE_RSS_BYTES = 1  # type: ignore[misc]
+    return report_pid(source, output, params, limits, deadline, progress)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,6 @@ from anigraph.server import Service
 from anigraph.services.context import Context
 from jobs_fixtures import add_media, add_task, entry, load_task, make_ctx, outputs, wait_for
 from media_factory import make_clip
-from redis_fixtures import free_port
 
 pytest_plugins = ["redis_fixtures"]
 
@@ -163,7 +163,10 @@ def test_wake_without_id_claims_any_task(ctx: Context, app: Celery, small_clip: 
 
 
 def test_publish_failure_is_not_raised(ctx: Context) -> None:
-    dead = make_celery(ctx.settings, f"redis://127.0.0.1:{free_port()}/0")
+    with socket.socket() as sock:  # a port nobody listens on once the socket is closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    dead = make_celery(ctx.settings, f"redis://127.0.0.1:{port}/0")
     dead.conf.broker_connection_timeout = 0.5
     assert publish_wake(dead, "any") is False
     assert celery_transport.SKIPPED == "skipped"

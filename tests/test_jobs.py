@@ -8,9 +8,11 @@ child (``jobs_fixtures``), and lease expiry is driven by a settable clock.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,8 +42,11 @@ from jobs_fixtures import (
     entry,
     hang,
     load_task,
+    lower_retire_cap,
     make_ctx,
     outputs,
+    refuse_with_pid,
+    report_pid,
     slow_animate,
     sub,
     wait_for,
@@ -387,7 +392,130 @@ def test_child_cancel_kills_at_once(tmp_path: Path, small_clip: Path) -> None:
 def test_children_come_from_a_preloaded_forkserver() -> None:
     context = child.mp_context()
     assert context.get_start_method() == "forkserver"
-    assert child.PRELOAD == ["anigraph.media.animate"]
+    # The engine and the encoders it imports lazily, so no child imports them per job.
+    for module in ("anigraph.media.animate", "anigraph.media.gif", "anigraph.media.webp"):
+        assert module in child.PRELOAD
+
+
+def _pid_of(job: child.JobFunction, tmp_path: Path, clip: Path) -> int:
+    """Run ``job`` through ``run_job``; the pid it reports (as Size or in its error)."""
+    output = tmp_path / f"{uuid.uuid4().hex}.gif"
+    try:
+        return child.run_job(
+            clip, output, AnimateParams(), Limits(), time.monotonic() + 60, lambda _f: None, job=job
+        ).Size
+    except TaskError as exc:
+        assert exc.code is ErrCodeExt.CONTENT_MALFORMED
+        return int(exc.message.split()[-1])
+
+
+def test_a_sound_child_is_reused_and_a_failed_one_is_replaced(
+    tmp_path: Path, small_clip: Path
+) -> None:
+    child.close_warm_child()
+    first = _pid_of(report_pid, tmp_path, small_clip)
+    assert first != os.getpid()
+    # Success and a clean refusal both leave the child warm for this thread's next job.
+    assert _pid_of(report_pid, tmp_path, small_clip) == first
+    assert _pid_of(refuse_with_pid, tmp_path, small_clip) == first
+    assert _pid_of(report_pid, tmp_path, small_clip) == first
+    # A crash discards it: the next job gets a new process.
+    with pytest.raises(TaskError):
+        child.run_job(
+            small_clip,
+            tmp_path / "c.gif",
+            AnimateParams(),
+            Limits(),
+            time.monotonic() + 60,
+            lambda _f: None,
+            job=crash_exception,
+        )
+    second = _pid_of(report_pid, tmp_path, small_clip)
+    assert second != first
+    # Another thread has a child of its own.
+    other: list[int] = []
+    thread = threading.Thread(
+        target=lambda: (
+            other.append(_pid_of(report_pid, tmp_path, small_clip)),
+            child.close_warm_child(),
+        )
+    )
+    thread.start()
+    thread.join()
+    assert other and other[0] not in (first, second)
+    child.close_warm_child()
+    assert _pid_of(report_pid, tmp_path, small_clip) not in (first, second)
+    child.close_warm_child()
+
+
+def test_a_child_is_recycled_after_its_job_quota(
+    tmp_path: Path, small_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    child.close_warm_child()
+    monkeypatch.setattr(child, "MAX_JOBS_PER_CHILD", 2)
+    pids = [_pid_of(report_pid, tmp_path, small_clip) for _ in range(5)]
+    child.close_warm_child()
+    assert pids[0] == pids[1] != pids[2] == pids[3] != pids[4]
+
+
+def test_a_child_that_passed_the_memory_cap_retires_after_its_job(
+    tmp_path: Path, small_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    child.close_warm_child()
+    # The cap is read in the child: patch it where the forkserver imports it, via the env-free
+    # route of a job that lowers it first (the child is ours alone).
+    first = _pid_of(report_pid, tmp_path, small_clip)
+    assert _pid_of(lower_retire_cap, tmp_path, small_clip) == first
+    # The job after the one that found the cap exceeded runs in a new child, without error.
+    assert _pid_of(report_pid, tmp_path, small_clip) != first
+    child.close_warm_child()
+
+
+def test_a_warm_child_exits_when_its_parent_is_killed(tmp_path: Path, small_clip: Path) -> None:
+    script = (
+        "import sys, time\n"
+        "sys.path.insert(0, sys.argv[1])\n"
+        "from pathlib import Path\n"
+        "from anigraph.jobs import child\n"
+        "from anigraph.media.types import AnimateParams, Limits\n"
+        "from jobs_fixtures import report_pid\n"
+        "if __name__ == '__main__':\n"
+        "    made = child.run_job(Path(sys.argv[2]), Path(sys.argv[3]), AnimateParams(),\n"
+        "                         Limits(), time.monotonic() + 60, lambda f: None,\n"
+        "                         job=report_pid)\n"
+        "    print(made.Size, flush=True)\n"
+        "    time.sleep(3600)\n"
+    )
+    (tmp_path / "parent.py").write_text(script)
+    parent = subprocess.Popen(
+        [
+            sys.executable,
+            str(tmp_path / "parent.py"),
+            str(Path(__file__).parent),
+            str(small_clip),
+            str(tmp_path / "out.gif"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert parent.stdout is not None
+        child_pid = int(parent.stdout.readline())
+        os.kill(child_pid, 0)  # alive and warm, waiting for a next job
+    finally:
+        parent.kill()
+        parent.wait(10)
+    wait_for(lambda: not _alive(child_pid), timeout=10, what="the orphaned child to exit")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie waits for a reaper that is gone: it no longer runs.
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "\tZ" in status.read_text())
 
 
 def test_child_runs_the_engine(tmp_path: Path, small_clip: Path) -> None:

@@ -1,4 +1,4 @@
-"""One media job in a child process, with a hard deadline.
+"""Media jobs in child processes, with a hard deadline.
 
 FFmpeg is C code fed untrusted input: it can crash, hang in a loop or eat memory. Running the
 engine in a child process means that costs one attempt, not the worker: the parent only waits,
@@ -7,9 +7,16 @@ or when the runner cancels the job (lost lease, shutdown). A crash, a kill or a 
 ``TaskError(InternalError)``, which the runner retries; a ``TaskError`` raised by the engine
 itself crosses the process boundary unchanged.
 
+A child is kept warm for the next job of the same worker thread: a fresh process per job cost
+about 40 ms a job (fork, first-use imports, and the allocator and codecs warming up again), a
+tenth of a short job. A child is discarded as soon as anything went wrong in it (crash, kill,
+timeout, cancel, an exception that is not a clean ``TaskError``), after ``MAX_JOBS_PER_CHILD``
+jobs, and when its peak memory passed ``RETIRE_RSS_BYTES``; a child whose parent dies sees
+the pipe close and exits.
+
 Children come from a *forkserver* that has imported the engine once
-(``set_forkserver_preload``), so a job pays neither the interpreter start nor the imports of
-PyAV/NumPy, and the fork happens from a single-threaded process (forking the threaded API or
+(``set_forkserver_preload``), so a new child pays neither the interpreter start nor the imports
+of PyAV/NumPy, and the fork happens from a single-threaded process (forking the threaded API or
 worker process directly would be unsafe). Where forkserver does not exist we spawn.
 
 The job function is a parameter so tests can inject one that crashes or hangs; it must be a
@@ -21,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import resource
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -33,14 +42,28 @@ from anigraph.media.types import AnimateParams, Limits, ProgressCallback, Result
 
 log = logging.getLogger(__name__)
 
-PRELOAD: Final = ["anigraph.media.animate"]
+PRELOAD: Final = [
+    "__main__",
+    "anigraph.jobs.child",
+    "anigraph.media.animate",
+    "anigraph.media.gif",
+    "anigraph.media.webp",
+]
+"""Imported once by the forkserver, so no job pays for them: the encoders' modules are imported
+lazily by ``animate`` (PIL and imagequant with them), and ``__main__`` would otherwise be
+re-imported by every child (multiprocessing re-runs a main *script* such as the ``anigraph``
+console entry point in each child it starts)."""
 KILL_GRACE_SECONDS: Final = 2.0
 """How long past its deadline a child may run before SIGKILL: the engine checks the deadline
 itself between frames and fails cleanly; the kill is for a child stuck inside C code."""
 PROGRESS_INTERVAL: Final = 0.2
 """The child sends progress at most this often: the engine reports every frame."""
 EXIT_WAIT_SECONDS: Final = 5.0
-"""After its final message a child should exit at once; past this it is killed."""
+"""How long a child that closed its pipe may take to exit before it is killed."""
+MAX_JOBS_PER_CHILD: Final = 100
+"""Jobs a warm child runs before it is replaced: bounds whatever a long life accumulates."""
+RETIRE_RSS_BYTES: Final = 1024**3
+"""A child whose peak memory passed this exits after its job instead of staying warm."""
 
 
 class JobFunction(Protocol):
@@ -150,33 +173,87 @@ class _Reporter:
             self._conn.send(("progress", float(fraction)))
 
 
-def _child_main(
-    conn: Connection,
-    job: JobFunction,
-    source: str,
-    output: str,
-    params: AnimateParams,
-    limits: Limits,
-    deadline: float,
-) -> None:
-    """Runs in the child: one job, then one final message ("ok", "error" or "crash")."""
+def _peak_rss_bytes() -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # Linux reports KiB
+
+
+def _child_loop(conn: Connection) -> None:
+    """Runs in the child: jobs one at a time, each answered by one final message ("ok",
+    "error" or "crash"), until the pipe closes or the child should not be reused."""
     try:
-        result = job(source, output, params, limits, deadline, _Reporter(conn))
-    except TaskError as exc:
-        # TaskError does not pickle (its args are not its constructor's): send the parts.
-        conn.send(("error", exc.code.value, exc.message))
-    except BaseException as exc:  # a bug or MemoryError: reported, then the attempt is retried
-        conn.send(("crash", f"{type(exc).__name__}: {exc}"))
-    else:
-        conn.send(("ok", result))
+        while True:
+            try:
+                job, source, output, params, limits, deadline = conn.recv()
+            except EOFError:  # the parent is done with us (or died)
+                return
+            try:
+                result = job(source, output, params, limits, deadline, _Reporter(conn))
+            except TaskError as exc:
+                # TaskError does not pickle (its args are not its constructor's): send the parts.
+                final: tuple[Any, ...] = ("error", exc.code.value, exc.message)
+            except BaseException as exc:  # a bug or MemoryError: reported, then we are done
+                conn.send(("crash", f"{type(exc).__name__}: {exc}"))
+                return
+            else:
+                final = ("ok", result)
+            # The last item says whether we stay: the parent must not send to a leaving child.
+            retire = _peak_rss_bytes() > RETIRE_RSS_BYTES
+            conn.send((*final, retire))
+            if retire:
+                return
     finally:
         conn.close()
 
 
-def _remove_partials(output: Path) -> None:
-    """A killed child leaves the engine's ``.<name>.<uuid>.part`` scratch file (or more)."""
-    for part in output.parent.glob(f".{output.name}.*.part"):
-        part.unlink(missing_ok=True)
+class _Child:
+    """One media process and the parent's end of its pipe."""
+
+    def __init__(self) -> None:
+        context = mp_context()
+        self.conn, child_end = context.Pipe(duplex=True)
+        self.process: Any = context.Process(
+            target=_child_loop, args=(child_end,), name="anigraph-media", daemon=True
+        )
+        try:
+            self.process.start()
+        finally:
+            child_end.close()  # the child holds the only other end: EOF tells us it is gone
+        self.jobs = 0
+
+    def reusable(self) -> bool:
+        return self.jobs < MAX_JOBS_PER_CHILD and self.process.is_alive()
+
+    def close(self) -> None:
+        """Kill the process (if it still runs) and release its resources."""
+        self.conn.close()
+        if self.process.pid is not None:
+            _kill(self.process)
+            self.process.close()
+
+
+_warm = threading.local()
+"""Per worker thread: the ``_Child`` kept for its next job, if any."""
+
+
+def _take_warm_child() -> _Child:
+    child: _Child | None = getattr(_warm, "child", None)
+    _warm.child = None
+    if child is not None and child.reusable():
+        return child
+    if child is not None:
+        child.close()
+    return _Child()
+
+
+def close_warm_child() -> None:
+    """Stop this thread's warm child (a worker slot that ends calls this)."""
+    child: _Child | None = getattr(_warm, "child", None)
+    _warm.child = None
+    if child is not None:
+        child.conn.close()  # EOF: the child leaves its loop and exits by itself
+        child.process.join(EXIT_WAIT_SECONDS)
+        child.close()
 
 
 def _code(value: object) -> ErrCodeExt:
@@ -192,6 +269,29 @@ def _exit_reason(exitcode: int | None) -> str:
     if exitcode < 0:
         return f"was killed by signal {-exitcode}"
     return f"exited with status {exitcode}"
+
+
+def _remove_partials(output: Path) -> None:
+    """A killed child leaves the engine's ``.<name>.<uuid>.part`` scratch file (or more)."""
+    for part in output.parent.glob(f".{output.name}.*.part"):
+        part.unlink(missing_ok=True)
+
+
+def _send_job(request: tuple[Any, ...]) -> _Child:
+    """Hand ``request`` to a child: the warm one, or a new one if the warm one is gone."""
+    child = _take_warm_child()
+    try:
+        child.conn.send(request)
+        return child
+    except OSError:  # it exited between the check and the send (retired or killed)
+        child.close()
+    child = _Child()
+    try:
+        child.conn.send(request)
+    except BaseException:
+        child.close()
+        raise
+    return child
 
 
 def run_job(
@@ -211,35 +311,31 @@ def run_job(
     ``deadline`` is a ``time.monotonic()`` instant (the monotonic clock is system-wide, so the
     child can check it too). ``progress`` is called in this thread with fractions in [0, 1].
     Raises ``TaskError`` (engine failures as they are; crash, kill or timeout as InternalError)
-    or ``Cancelled`` if ``cancel`` was raised; in every failure case the child is gone and no
-    partial output is left.
+    or ``Cancelled`` if ``cancel`` was raised; in every failure case no partial output is left,
+    and any child that misbehaved is gone.
     """
     grace = KILL_GRACE_SECONDS if grace is None else grace
-    context = mp_context()
-    reader, writer = context.Pipe(duplex=False)
-    process: Any = context.Process(
-        target=_child_main,
-        args=(writer, job, str(source), str(output), params, limits, deadline),
-        name=f"anigraph-job-{output.stem}",
-        daemon=True,
-    )
+    child = _send_job((job, str(source), str(output), params, limits, deadline))
+    child.jobs += 1
+    keep = False
     succeeded = False
     try:
-        process.start()
-        writer.close()  # the child holds the only write end: EOF tells us it is gone
-        final = _wait_for_child(process, reader, deadline + grace, progress, cancel)
+        final = _wait_for_child(child.process, child.conn, deadline + grace, progress, cancel)
         kind = final[0]
         if kind == "ok":
             result: Result = final[1]
+            keep = not final[2]
             succeeded = True
             return result
         if kind == "error":
+            keep = not final[3]  # the engine refused the input cleanly; the process is sound
             raise TaskError(_code(final[1]), str(final[2]))
         raise TaskError(ErrCodeExt.INTERNAL_ERROR, f"media process failed: {final[1]}")
     finally:
-        _reap(process, EXIT_WAIT_SECONDS if succeeded else 0.0)
-        reader.close()
-        writer.close()
+        if keep:
+            _warm.child = child
+        else:
+            child.close()
         if not succeeded:
             _remove_partials(output)
             output.unlink(missing_ok=True)
@@ -293,13 +389,3 @@ def _kill(process: Any) -> None:
     if process.is_alive():
         process.kill()
     process.join()
-
-
-def _reap(process: Any, wait_seconds: float) -> None:
-    """Make sure the child is gone (a never-started process has nothing to reap)."""
-    if process.pid is None:
-        return
-    if wait_seconds > 0:
-        process.join(wait_seconds)
-    _kill(process)
-    process.close()

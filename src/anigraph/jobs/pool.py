@@ -6,7 +6,8 @@ what picks up work nobody announced: retries whose backoff ran out and tasks who
 (the claim takes those over, so the embedded setup needs no separate reaper).
 
 The heavy lifting happens in child processes (``jobs.child``), so the threads only wait; the
-GIL is not a bottleneck and a crashing media job cannot take the API down with it.
+GIL is not a bottleneck and a crashing media job cannot take the API down with it. Each slot
+keeps its child warm between jobs and stops it when the slot ends.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import uuid
 from typing import Final
 
 from anigraph.jobs import leases
-from anigraph.jobs.child import Cancel, JobFunction, animate_job
+from anigraph.jobs.child import Cancel, JobFunction, animate_job, close_warm_child
 from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
 from anigraph.logs import bound
 from anigraph.metrics import Metrics
@@ -135,6 +136,12 @@ class WorkerPool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _loop(self, slot: int) -> None:
+        try:
+            self._claim_and_run(slot)
+        finally:
+            close_warm_child()
+
+    def _claim_and_run(self, slot: int) -> None:
         wake = self._wakes[slot]
         while not self._stopping.is_set():
             # Cleared before the claim: a wake() during the claim is not lost.
