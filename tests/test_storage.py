@@ -21,6 +21,7 @@ import pytest
 from anigraph.storage import (
     CHUNK_SIZE,
     InvalidKey,
+    ListedObject,
     LocalStore,
     Store,
     StoredObject,
@@ -339,6 +340,39 @@ def test_writer_failure_leaves_nothing(store: Store) -> None:
         store.open(key)
 
 
+# -- list_objects ------------------------------------------------------------------------------
+
+
+def listing(store: Store) -> dict[str, int]:
+    listed = list(store.list_objects())
+    assert all(isinstance(entry, ListedObject) for entry in listed)
+    found = {entry.key: entry.size for entry in listed}
+    assert len(found) == len(listed), "no key is listed twice"
+    return found
+
+
+def test_list_objects_names_every_published_object_once(
+    store: Store, source: Path, tmp_path: Path
+) -> None:
+    assert listing(store) == {}
+    copied = store.new_key(1, "output", ".gif")
+    store.put_file(copied, source, "image/gif")
+    written = store.new_key(2, "media", ".mp4")
+    with store.writer(written, "video/mp4") as handle:
+        handle.write(b"x" * 1234)
+    empty_file = tmp_path / "empty"
+    empty_file.write_bytes(b"")
+    empty = store.new_key(1, "upload", "")
+    store.put_file(empty, empty_file, "application/octet-stream")
+    with pytest.raises(RuntimeError), store.writer(store.new_key(1, "output", ".gif"), "image/gif"):
+        raise RuntimeError("a failed write publishes nothing, so lists nothing")
+    assert listing(store) == {copied: 200_000, written: 1234, empty: 0}
+    for key, size in listing(store).items():
+        assert len(read_all(store, key)) == size, "everything listed can be read"
+    store.delete(written)
+    assert listing(store) == {copied: 200_000, empty: 0}
+
+
 # -- local store: files on disk ------------------------------------------------------------------
 
 
@@ -572,6 +606,26 @@ def test_final_component_swapped_for_a_symlink_is_not_followed(
     swapped.symlink_to(secret)
     with pytest.raises(FileNotFoundError):
         local_module._open_regular(swapped, "swapped.gif")
+
+
+def test_list_objects_leaves_out_what_no_key_can_read(
+    local: LocalStore, source: Path, tmp_path: Path
+) -> None:
+    key = local.new_key(1, "output", ".gif")
+    local.put_file(key, source, "image/gif")
+    folder = (local.root / key).parent
+    (folder / ".x.gif.0123abcd.tmp").write_bytes(b"a write in progress")
+    (folder / "orphan.gif.meta.json").write_bytes(b"{}")  # sidecar of a crashed publication
+    (local.root / "notes with spaces.txt").write_bytes(b"an operator's file")
+    (local.root / ".hidden").mkdir()
+    (local.root / ".hidden" / "x.gif").write_bytes(b"hidden folder")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.gif").write_bytes(b"top secret")
+    (local.root / "escape").symlink_to(outside)  # a folder link: not walked
+    (folder / "evil.gif").symlink_to(outside / "secret.gif")  # a file link out of the root
+    (local.root / "dangling.gif").symlink_to(local.root / "gone.gif")
+    assert listing(local) == {key: 200_000}
 
 
 def test_root_is_created_and_resolved(tmp_path: Path) -> None:

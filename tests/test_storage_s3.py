@@ -105,6 +105,42 @@ def test_object_uploaded_by_another_tool_is_hashed_once(s3_store: S3Store) -> No
     assert calls == ["HeadObject"]
 
 
+def test_listing_stays_under_the_prefix_and_skips_foreign_names(
+    s3_server: S3Server, s3_prefix: str, source: Path
+) -> None:
+    store = S3Store(s3_server.bucket, prefix=f"{s3_prefix}/a", client=s3_server.client())
+    neighbour = S3Store(s3_server.bucket, prefix=f"{s3_prefix}/ab", client=s3_server.client())
+    key = store.new_key(1, "output", ".gif")
+    store.put_file(key, source, "image/gif")
+    neighbour.put_file(neighbour.new_key(1, "output", ".gif"), source, "image/gif")
+    store.client.put_object(Bucket=store.bucket, Key=f"{s3_prefix}/a/notes with spaces.txt")
+    store.client.put_object(Bucket=store.bucket, Key=f"{s3_prefix}/a/x.gif.meta.json")
+    assert [(entry.key, entry.size) for entry in store.list_objects()] == [(key, 100_000)]
+
+
+def test_listing_follows_pages(s3_server: S3Server, s3_prefix: str) -> None:
+    store = S3Store(s3_server.bucket, prefix=s3_prefix, client=s3_server.client())
+    made = set()
+    for i in range(7):
+        key = store.new_key(1, "media", "")
+        store.client.put_object(Bucket=store.bucket, Key=store.prefix + key, Body=b"x" * i)
+        made.add((key, i))
+    pages = store.client.get_paginator("list_objects_v2").paginate(
+        Bucket=store.bucket, Prefix=store.prefix, PaginationConfig={"PageSize": 3}
+    )
+    assert sum(1 for _ in pages) == 3, "the server really pages at 3"
+    original = store.client.get_paginator
+
+    def small_pages(name: str) -> Any:
+        paginator = original(name)  # type: ignore[call-overload]
+        paginate = paginator.paginate
+        paginator.paginate = lambda **kw: paginate(**kw, PaginationConfig={"PageSize": 3})
+        return paginator
+
+    store.client.get_paginator = small_pages  # type: ignore[method-assign]
+    assert {(entry.key, entry.size) for entry in store.list_objects()} == made
+
+
 def test_local_path_is_none_even_for_existing_objects(s3_store: S3Store, source: Path) -> None:
     key = s3_store.new_key(1, "output", ".gif")
     s3_store.put_file(key, source, "image/gif")

@@ -6,13 +6,20 @@ Keys are always chosen by the store (``Store.new_key``) and checked by every met
 
 from __future__ import annotations
 
-from anigraph.storage.base import CHUNK_SIZE, Store, StoredObject, validate_content_type
+from anigraph.storage.base import (
+    CHUNK_SIZE,
+    ListedObject,
+    Store,
+    StoredObject,
+    validate_content_type,
+)
 from anigraph.storage.keys import InvalidKey, new_key, validate_key
 from anigraph.storage.local import LocalStore
 
 __all__ = [
     "CHUNK_SIZE",
     "InvalidKey",
+    "ListedObject",
     "LocalStore",
     "Store",
     "StoredObject",

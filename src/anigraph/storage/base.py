@@ -7,7 +7,9 @@ test suite can hold every backend to the same contract:
 - an object becomes visible whole or not at all (``put_file``, ``writer``);
 - ``stat`` is cheap (it is called on every file request) and returns ``None`` for a missing
   object, while ``open`` raises ``FileNotFoundError``;
-- every method raises ``InvalidKey`` for a malformed key before doing any I/O.
+- every method raises ``InvalidKey`` for a malformed key before doing any I/O;
+- ``list_objects`` walks the whole store: it is for operator tools (``anigraph migrate-store``),
+  never for request paths.
 """
 
 from __future__ import annotations
@@ -21,7 +23,14 @@ from typing import BinaryIO, Protocol
 
 from anigraph.storage.keys import InvalidKey
 
-__all__ = ["CHUNK_SIZE", "InvalidKey", "Store", "StoredObject", "validate_content_type"]
+__all__ = [
+    "CHUNK_SIZE",
+    "InvalidKey",
+    "ListedObject",
+    "Store",
+    "StoredObject",
+    "validate_content_type",
+]
 
 CHUNK_SIZE = 64 * 1024
 """Size of the chunks ``Store.open`` yields: small enough to keep memory flat per request."""
@@ -55,6 +64,14 @@ class StoredObject:
     content_type: str
     modified: float
     """When the object was published, seconds since the epoch."""
+
+
+@dataclass(frozen=True)
+class ListedObject:
+    """One entry of a store listing: what a listing gives without reading each object."""
+
+    key: str
+    size: int
 
 
 class Store(Protocol):
@@ -105,4 +122,12 @@ class Store(Protocol):
 
     def delete(self, key: str) -> bool:
         """Remove the object; ``True`` if something was removed. A missing object is no error."""
+        ...
+
+    def list_objects(self) -> Iterator[ListedObject]:
+        """Every published object (key and size), in no particular order.
+
+        Names no key can address (temp files, metadata, foreign files with other names) are
+        left out, so everything listed can be read with ``open``. Walks the whole store.
+        """
         ...

@@ -34,7 +34,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 from anigraph.storage import keys
-from anigraph.storage.base import CHUNK_SIZE, StoredObject, validate_content_type
+from anigraph.storage.base import (
+    CHUNK_SIZE,
+    ListedObject,
+    StoredObject,
+    validate_content_type,
+)
 from anigraph.storage.keys import META_SUFFIX, InvalidKey, validate_key
 
 log = logging.getLogger("anigraph.storage")
@@ -236,7 +241,30 @@ class LocalStore:
             _fsync_dir(lexical.parent)
         return removed
 
+    def list_objects(self) -> Iterator[ListedObject]:
+        for folder, subfolders, names in os.walk(self.root):
+            # Hidden names are temp files (and never keys); os.walk does not follow symlinked
+            # folders, so the walk stays inside the root.
+            subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+            relative = Path(folder).relative_to(self.root).parts
+            for name in sorted(names):
+                if name.startswith(".") or name.endswith(META_SUFFIX):
+                    continue
+                listed = self._listed("/".join((*relative, name)))
+                if listed is not None:
+                    yield listed
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _listed(self, key: str) -> ListedObject | None:
+        """``key``'s listing entry if ``open`` would serve it (a valid key whose path resolves
+        to a regular file inside the root), else ``None``."""
+        try:
+            _, resolved = self._paths(key)
+            status = os.stat(resolved)
+        except (InvalidKey, *_MISSING):
+            return None
+        return ListedObject(key, status.st_size) if st_mode.S_ISREG(status.st_mode) else None
 
     def _paths(self, key: str) -> tuple[Path, Path]:
         """(path as named, path with symlinks resolved), after proving both stay in the root."""

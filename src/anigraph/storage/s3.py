@@ -40,8 +40,13 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from anigraph.storage import keys
-from anigraph.storage.base import CHUNK_SIZE, StoredObject, validate_content_type
-from anigraph.storage.keys import validate_key
+from anigraph.storage.base import (
+    CHUNK_SIZE,
+    ListedObject,
+    StoredObject,
+    validate_content_type,
+)
+from anigraph.storage.keys import InvalidKey, validate_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -230,6 +235,19 @@ class S3Store:
         if existed:
             self.client.delete_object(Bucket=self.bucket, Key=name)
         return existed
+
+    def list_objects(self) -> Iterator[ListedObject]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for item in page.get("Contents", []):
+                key = item["Key"][len(self.prefix) :]
+                try:
+                    validate_key(key)
+                except InvalidKey:
+                    continue  # put there by other tools: no key can name it, so not ours
+                yield ListedObject(key, item["Size"])
 
     # -- internals -----------------------------------------------------------------------------
 
