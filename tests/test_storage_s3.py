@@ -17,7 +17,7 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from anigraph.storage import InvalidKey, LocalStore
-from anigraph.storage.factory import parse_store_url
+from anigraph.storage.factory import local_store_path, parse_store_url
 from anigraph.storage.s3 import S3Store
 
 if TYPE_CHECKING:
@@ -191,6 +191,15 @@ def test_parse_local(tmp_path: Path) -> None:
     for url in (str(tmp_path / "a"), f"local://{tmp_path / 'b'}"):
         store = parse_store_url(url)
         assert isinstance(store, LocalStore) and store.root.name == url[-1]
+
+
+def test_local_store_path_creates_nothing(tmp_path: Path) -> None:
+    assert local_store_path(str(tmp_path / "a")) == tmp_path / "a"
+    assert local_store_path(f"local://{tmp_path / 'b'}") == tmp_path / "b"
+    assert local_store_path("s3://bucket?region=x") is None
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="unknown store scheme"):
+        local_store_path("ftp://host/x")
 
 
 def test_parse_s3_and_use_it(

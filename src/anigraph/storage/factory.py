@@ -22,34 +22,45 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from anigraph.storage.base import Store
 from anigraph.storage.local import LocalStore
 
-__all__ = ["parse_store_url"]
+__all__ = ["local_store_path", "parse_store_url"]
 
 _S3_PARAMS = {"endpoint_url": "endpoint_url", "endpoint": "endpoint_url", "region": "region"}
 
 
 def parse_store_url(url: str) -> Store:
     """The store that ``url`` names; see the module docstring for the syntax."""
+    folder = local_store_path(url)
+    if folder is not None:
+        return LocalStore(folder)
+    return _s3(url)
+
+
+def local_store_path(url: str) -> Path | None:
+    """The folder a local store URL names, or ``None`` for an S3 URL; ``ValueError`` otherwise.
+
+    Nothing is created, unlike ``LocalStore(…)``: a dry run can tell whether the folder exists.
+    """
     if not url:
         raise ValueError("store URL must not be empty")
     scheme, sep, _ = url.partition("://")
     if not sep:
-        return LocalStore(Path(url).expanduser())
+        return Path(url).expanduser()
     scheme = scheme.lower()
     if scheme == "local":
         return _local(url)
     if scheme == "s3":
-        return _s3(url)
+        return None
     raise ValueError(f"unknown store scheme {scheme!r} (use a path, local:///path or s3://bucket)")
 
 
-def _local(url: str) -> Store:
+def _local(url: str) -> Path:
     parts = urlsplit(url)
     if parts.netloc not in ("", "localhost") or parts.query or parts.fragment:
         raise ValueError("local store URL must look like local:///absolute/path")
     path = unquote(parts.path)
     if not path:
         raise ValueError("local store URL needs a path: local:///absolute/path")
-    return LocalStore(Path(path))
+    return Path(path)
 
 
 def _s3(url: str) -> Store:
