@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from anigraph.db.database import Database
 from anigraph.db.models import Media, MediaOutput, SubApp, Task, Template
-from anigraph.media.types import AnimateParams, Limits, ProgressCallback, Result
+from anigraph.media.types import AnimateParams, Limits, MetaData, ProgressCallback, Result
 from anigraph.services.context import Context, utc_now
 from anigraph.services.wire import new_file_id, new_task_id
 from anigraph.settings import Settings
@@ -294,3 +294,15 @@ def lower_retire_cap(
 
     child.RETIRE_RSS_BYTES = 1  # type: ignore[misc]
     return report_pid(source, output, params, limits, deadline, progress)
+
+
+def hang_probe(source: str, limits: Limits, progress: ProgressCallback) -> MetaData:
+    """A demuxer stuck in a loop on a hostile file."""
+    time.sleep(3600)
+    raise AssertionError("unreachable")
+
+
+def crash_probe(source: str, limits: Limits, progress: ProgressCallback) -> MetaData:
+    """A demuxer that crashes the process."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+    raise AssertionError("unreachable")

@@ -7,6 +7,7 @@ child (``jobs_fixtures``), and lease expiry is driven by a settable clock.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -38,9 +39,11 @@ from jobs_fixtures import (
     add_template,
     crash_exception,
     crash_exit,
+    crash_probe,
     crash_sigkill,
     entry,
     hang,
+    hang_probe,
     load_task,
     lower_retire_cap,
     make_ctx,
@@ -518,6 +521,30 @@ def _alive(pid: int) -> bool:
     return not (status.exists() and "\tZ" in status.read_text())
 
 
+def test_probe_in_a_child(tmp_path: Path, small_clip: Path) -> None:
+    meta = child.run_probe(small_clip, Limits(), time.monotonic() + 30)
+    assert (meta.Width, meta.Height) == (160, 96)
+    garbage = tmp_path / "garbage.mp4"
+    garbage.write_bytes(b"not media at all" * 100)
+    with pytest.raises(TaskError) as refused:
+        child.run_probe(garbage, Limits(), time.monotonic() + 30)
+    assert refused.value.code is not ErrCodeExt.INTERNAL_ERROR  # the probe's own verdict
+
+
+@pytest.mark.parametrize(
+    ("job", "reason"),
+    [(hang_probe, "deadline"), (crash_probe, "killed by signal 11")],
+)
+def test_a_hostile_probe_costs_only_its_child(small_clip: Path, job: Any, reason: str) -> None:
+    began = time.monotonic()
+    with pytest.raises(TaskError) as caught:
+        child.run_probe(small_clip, Limits(), time.monotonic() + 0.5, job=job, grace=0.2)
+    assert caught.value.code is ErrCodeExt.INTERNAL_ERROR
+    assert reason in caught.value.message
+    assert time.monotonic() - began < 10
+    assert child.run_probe(small_clip, Limits(), time.monotonic() + 30).Width == 160
+
+
 def test_child_runs_the_engine(tmp_path: Path, small_clip: Path) -> None:
     seen: list[float] = []
     made = child.run_job(
@@ -837,6 +864,25 @@ def test_pool_drain_finishes_the_running_task_and_claims_no_more(
     assert sub(ctx, running)["Status"] == "SUCCESS"
     waiting = load_task(ctx, queued)
     assert (waiting.status, waiting.attempt) == ("WAITING", 0)
+
+
+def test_pool_slots_start_their_media_processes_early_and_stop_them(
+    tmp_path: Path, metrics: Metrics
+) -> None:
+    ctx = make_ctx(tmp_path, workers=2)
+    before = {p.pid for p in multiprocessing.active_children()}
+    pool = WorkerPool(ctx, metrics, 2, idle_wait=60.0)
+    pool.start()
+    try:
+        # No task exists: the children are there for the first job, not made by it.
+        wait_for(
+            lambda: len({p.pid for p in multiprocessing.active_children()} - before) == 2,
+            30,
+            "one warm child per slot",
+        )
+    finally:
+        assert pool.stop(drain=True, timeout=30)
+    assert {p.pid for p in multiprocessing.active_children()} - before == set()
 
 
 @pytest.mark.parametrize("drain", [False, True])

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from anigraph.domain.errors import ErrCodeExt, TaskError
-from anigraph.media.types import AnimateParams, Limits, ProgressCallback, Result
+from anigraph.media.types import AnimateParams, Limits, MetaData, ProgressCallback, Result
 
 log = logging.getLogger(__name__)
 
@@ -179,16 +179,17 @@ def _peak_rss_bytes() -> int:
 
 
 def _child_loop(conn: Connection) -> None:
-    """Runs in the child: jobs one at a time, each answered by one final message ("ok",
-    "error" or "crash"), until the pipe closes or the child should not be reused."""
+    """Runs in the child: calls ``call(*args, progress)`` one at a time, each answered by one
+    final message ("ok", "error" or "crash"), until the pipe closes or the child should not be
+    reused."""
     try:
         while True:
             try:
-                job, source, output, params, limits, deadline = conn.recv()
+                call, args = conn.recv()
             except EOFError:  # the parent is done with us (or died)
                 return
             try:
-                result = job(source, output, params, limits, deadline, _Reporter(conn))
+                result = call(*args, _Reporter(conn))
             except TaskError as exc:
                 # TaskError does not pickle (its args are not its constructor's): send the parts.
                 final: tuple[Any, ...] = ("error", exc.code.value, exc.message)
@@ -244,6 +245,13 @@ def _take_warm_child() -> _Child:
     if child is not None:
         child.close()
     return _Child()
+
+
+def prestart_warm_child() -> None:
+    """Start this thread's child now, so that the first job does not wait for the forkserver
+    (about 0.15 s to import the engine) and a fork."""
+    if getattr(_warm, "child", None) is None:
+        _warm.child = _Child()
 
 
 def close_warm_child() -> None:
@@ -315,30 +323,67 @@ def run_job(
     and any child that misbehaved is gone.
     """
     grace = KILL_GRACE_SECONDS if grace is None else grace
-    child = _send_job((job, str(source), str(output), params, limits, deadline))
+    child = _send_job((job, (str(source), str(output), params, limits, deadline)))
     child.jobs += 1
-    keep = False
-    succeeded = False
+    final: tuple[Any, ...] = ("crash", "no answer")
     try:
         final = _wait_for_child(child.process, child.conn, deadline + grace, progress, cancel)
-        kind = final[0]
-        if kind == "ok":
-            result: Result = final[1]
-            keep = not final[2]
-            succeeded = True
-            return result
-        if kind == "error":
-            keep = not final[3]  # the engine refused the input cleanly; the process is sound
-            raise TaskError(_code(final[1]), str(final[2]))
-        raise TaskError(ErrCodeExt.INTERNAL_ERROR, f"media process failed: {final[1]}")
+        result: Result = _settle(final)
+        return result
     finally:
-        if keep:
-            _warm.child = child
+        if final[0] in ("ok", "error") and not final[-1]:
+            _warm.child = child  # a result or a clean refusal: the process is sound
         else:
             child.close()
-        if not succeeded:
+        if final[0] != "ok":
             _remove_partials(output)
             output.unlink(missing_ok=True)
+
+
+def probe_job(source: str, limits: Limits, progress: ProgressCallback) -> MetaData:
+    """The real probe (``anigraph.media.probe.probe``), run in the child."""
+    from anigraph.media.probe import probe
+
+    return probe(source, limits)
+
+
+def run_probe(
+    source: Path,
+    limits: Limits,
+    deadline: float,
+    *,
+    job: Callable[[str, Limits, ProgressCallback], MetaData] = probe_job,
+    grace: float | None = None,
+) -> MetaData:
+    """Probe ``source`` in a child of its own, killed past ``deadline`` (a monotonic instant).
+
+    Uploads are probed by the API process: a demuxer that crashes or loops on a hostile file
+    must cost that one request, not the API. A probe is rare and short, so it gets a new child
+    (a fork of the preloaded forkserver) instead of a warm one per API thread.
+    """
+    grace = KILL_GRACE_SECONDS if grace is None else grace
+    child = _Child()
+    try:
+        child.conn.send((job, (str(source), limits)))
+        final = _wait_for_child(child.process, child.conn, deadline + grace, _ignore, None)
+        meta: MetaData = _settle(final)
+        return meta
+    finally:
+        child.close()
+
+
+def _ignore(_fraction: float) -> None:
+    return None
+
+
+def _settle(final: tuple[Any, ...]) -> Any:
+    """The value of a child's final message, or its failure raised as a ``TaskError``."""
+    kind = final[0]
+    if kind == "ok":
+        return final[1]
+    if kind == "error":
+        raise TaskError(_code(final[1]), str(final[2]))
+    raise TaskError(ErrCodeExt.INTERNAL_ERROR, f"media process failed: {final[1]}")
 
 
 def _wait_for_child(

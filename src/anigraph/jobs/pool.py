@@ -7,7 +7,7 @@ what picks up work nobody announced: retries whose backoff ran out and tasks who
 
 The heavy lifting happens in child processes (``jobs.child``), so the threads only wait; the
 GIL is not a bottleneck and a crashing media job cannot take the API down with it. Each slot
-keeps its child warm between jobs and stops it when the slot ends.
+starts its child with the slot, keeps it warm between jobs and stops it when the slot ends.
 """
 
 from __future__ import annotations
@@ -21,7 +21,13 @@ import uuid
 from typing import Final
 
 from anigraph.jobs import leases
-from anigraph.jobs.child import Cancel, JobFunction, animate_job, close_warm_child
+from anigraph.jobs.child import (
+    Cancel,
+    JobFunction,
+    animate_job,
+    close_warm_child,
+    prestart_warm_child,
+)
 from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
 from anigraph.logs import bound
 from anigraph.metrics import Metrics
@@ -136,6 +142,10 @@ class WorkerPool:
             thread.join(max(0.0, deadline - time.monotonic()))
 
     def _loop(self, slot: int) -> None:
+        try:
+            prestart_warm_child()
+        except Exception:  # the first job will try again and report what fails
+            log.exception("worker %d: starting the media process failed", slot)
         try:
             self._claim_and_run(slot)
         finally:
