@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from anigraph.storage import (
@@ -146,6 +147,8 @@ def test_every_method_rejects_bad_keys(store: Store, key: str, source: Path) -> 
     with pytest.raises(InvalidKey):
         store.delete(key)
     with pytest.raises(InvalidKey):
+        store.presigned_url(key, 60)
+    with pytest.raises(InvalidKey):
         store.put_file(key, source, "image/gif")
     with pytest.raises(InvalidKey), store.writer(key, "image/gif") as handle:
         handle.write(b"never")
@@ -191,6 +194,22 @@ def test_stat_open_delete_missing(store: Store) -> None:
     with pytest.raises(FileNotFoundError):
         store.open(key)
     assert store.delete(key) is False
+
+
+def test_presigned_url_is_none_or_serves_the_object_to_anyone(store: Store, source: Path) -> None:
+    key = store.new_key(1, "output", ".gif")
+    store.put_file(key, source, "image/gif")
+    with pytest.raises(ValueError, match="expires"):
+        store.presigned_url(key, 0)
+    url = store.presigned_url(key, 60)
+    if url is None:
+        assert isinstance(store, LocalStore)  # only a store on this machine may have no links
+        return
+    # A plain GET with no credentials of ours: the URL alone carries the permission.
+    response = httpx.get(url)
+    assert response.status_code == 200
+    assert response.content == source.read_bytes()
+    assert response.headers["content-type"] == "image/gif"
 
 
 def test_delete(store: Store, source: Path) -> None:

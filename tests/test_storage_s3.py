@@ -147,6 +147,30 @@ def test_local_path_is_none_even_for_existing_objects(s3_store: S3Store, source:
     assert s3_store.local_path(key) is None
 
 
+def test_presigned_url_names_the_prefixed_object_and_caps_the_expiry(
+    s3_store: S3Store, source: Path
+) -> None:
+    key = s3_store.new_key(1, "output", ".gif")
+    url = s3_store.presigned_url(key, 604800)  # signing needs no object: nothing is sent
+    assert f"/{s3_store.bucket}/{s3_store.prefix}{key}?" in url
+    with pytest.raises(ValueError, match="expires"):
+        s3_store.presigned_url(key, 604801)  # S3 refuses SigV4 links over 7 days
+
+
+def test_clients_made_from_a_store_url_presign_with_sigv4(
+    s3_server: S3Server, s3_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_server.credentials.items():
+        monkeypatch.setenv(name, value)
+    store = parse_store_url(
+        f"s3://{s3_server.bucket}/{s3_prefix}?endpoint_url={s3_server.endpoint_url}&region=eu-west-1"
+    )
+    url = store.presigned_url(store.new_key(1, "output", ".gif"), 60)
+    assert url is not None
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in url and "X-Amz-Expires=60" in url
+    assert "%2Feu-west-1%2Fs3%2Faws4_request" in url  # the credential scope names the region
+
+
 def test_writer_leaves_no_spool_file(s3_server: S3Server, s3_prefix: str, tmp_path: Path) -> None:
     spool = tmp_path / "spool"
     spool.mkdir()

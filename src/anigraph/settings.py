@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def _setting(default: Any, help: str) -> Any:
@@ -34,6 +35,14 @@ class Settings:
         "", "Blob store: a path or s3://bucket?endpoint_url=…&region=…; default: the data folder."
     )
     public_url: str = _setting("", "Base URL of output links; default: http://HOST:PORT.")
+    files_url: str = _setting(
+        "",
+        "Where output links point: empty for this service's /files/KEY, a base URL "
+        "(https://cdn.example.com/prefix: base/KEY) or 'presigned' (S3 presigned GET URLs).",
+    )
+    presign_seconds: int = _setting(
+        86400, "Lifetime of presigned output links, 1 to 604800 (7 days, S3's limit)."
+    )
     workers: int = _setting(2, "In-process worker slots (0: API only).")
     idle_poll_seconds: float = _setting(
         0.25, "How often an idle worker slot looks for WAITING tasks it was not woken for."
@@ -65,6 +74,11 @@ class Settings:
     )
     log_level: str = _setting("info", "Log level: debug, info, warning, error.")
 
+    def __post_init__(self) -> None:
+        # Here rather than at first use: a bad link mode would otherwise surface as broken Urls
+        # in responses long after start, or as one failing request per output.
+        _check_files_url(self.files_url, self.store, self.presign_seconds)
+
     @property
     def database_url(self) -> str:
         return self.db or f"sqlite:///{(self.data_dir / 'anigraph.db').resolve()}"
@@ -72,6 +86,30 @@ class Settings:
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+PRESIGNED = "presigned"
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # SigV4 presigned URLs live at most 7 days
+
+
+def _check_files_url(files_url: str, store: str, presign_seconds: int) -> None:
+    if not 1 <= presign_seconds <= MAX_PRESIGN_SECONDS:
+        raise ValueError(f"presign_seconds must be 1 to {MAX_PRESIGN_SECONDS}")
+    if files_url == PRESIGNED:
+        if not store.lower().startswith("s3://"):
+            raise ValueError(
+                "files_url 'presigned' needs an S3 store (--store s3://bucket?…); "
+                "local files have no presigned URLs"
+            )
+        return
+    if files_url:
+        parts = urlsplit(files_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(
+                f"files_url must be empty, 'presigned' or an http(s):// base URL, not {files_url!r}"
+            )
+        if parts.query or parts.fragment or "?" in files_url or "#" in files_url:
+            raise ValueError("files_url must not have a ?query or #fragment (keys follow it)")
 
 
 def env_name(name: str) -> str:

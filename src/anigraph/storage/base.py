@@ -7,6 +7,7 @@ test suite can hold every backend to the same contract:
 - an object becomes visible whole or not at all (``put_file``, ``writer``);
 - ``stat`` is cheap (it is called on every file request) and returns ``None`` for a missing
   object, while ``open`` raises ``FileNotFoundError``;
+- ``presigned_url`` is optional in effect: a store without public links answers ``None``;
 - every method raises ``InvalidKey`` for a malformed key before doing any I/O;
 - ``list_objects`` walks the whole store: it is for operator tools (``anigraph migrate-store``),
   never for request paths.
@@ -122,6 +123,15 @@ class Store(Protocol):
 
     def delete(self, key: str) -> bool:
         """Remove the object; ``True`` if something was removed. A missing object is no error."""
+        ...
+
+    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
+        """A URL anyone can GET the object from for ``expires_seconds``, or ``None``.
+
+        ``None`` means the store cannot hand out such links (local files: the service's
+        ``/files`` endpoint serves them). Made without a request, so it is cheap and says
+        nothing about whether the object exists.
+        """
         ...
 
     def list_objects(self) -> Iterator[ListedObject]:

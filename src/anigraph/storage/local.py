@@ -241,6 +241,12 @@ class LocalStore:
             _fsync_dir(lexical.parent)
         return removed
 
+    def presigned_url(self, key: str, expires_seconds: int) -> str | None:
+        validate_key(key)
+        if expires_seconds < 1:
+            raise ValueError("expires_seconds must be at least 1")
+        return None  # files on this machine: the service's /files endpoint is their link
+
     def list_objects(self) -> Iterator[ListedObject]:
         for folder, subfolders, names in os.walk(self.root):
             # Hidden names are temp files (and never keys); os.walk does not follow symlinked

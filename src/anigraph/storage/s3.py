@@ -14,6 +14,9 @@ It keeps the promises of ``anigraph.storage.base`` with what S3 offers:
   rebuild.
 - **Bounded memory.** Uploads go through s3transfer (multipart above a threshold, parts of a
   fixed size, few threads); ``open`` streams a ranged GET in ``CHUNK_SIZE`` pieces.
+- **Links.** ``presigned_url`` signs a GET locally (no request) with the client's credentials
+  and signature version (SigV4 for clients this module makes); the URL names the client's
+  endpoint, so that endpoint must be one the downloading clients can reach.
 - **Key checks.** Every method passes the key through ``keys.validate_key`` before any request,
   and keys live under an optional ``prefix`` so that one bucket can hold several deployments.
 
@@ -39,6 +42,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
+from anigraph.settings import MAX_PRESIGN_SECONDS
 from anigraph.storage import keys
 from anigraph.storage.base import (
     CHUNK_SIZE,
@@ -236,6 +240,16 @@ class S3Store:
             self.client.delete_object(Bucket=self.bucket, Key=name)
         return existed
 
+    def presigned_url(self, key: str, expires_seconds: int) -> str:
+        name = self._name(key)
+        if not 1 <= expires_seconds <= MAX_PRESIGN_SECONDS:
+            raise ValueError(f"expires_seconds must be 1 to {MAX_PRESIGN_SECONDS}")
+        return self.client.generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": name},
+            ExpiresIn=expires_seconds,
+        )
+
     def list_objects(self) -> Iterator[ListedObject]:
         pages = self.client.get_paginator("list_objects_v2").paginate(
             Bucket=self.bucket, Prefix=self.prefix
@@ -315,6 +329,9 @@ def _make_client(endpoint_url: str | None, region: str | None) -> S3Client:
     config = Config(
         retries={"mode": "standard", "max_attempts": 5},
         s3={"addressing_style": "path"} if endpoint_url else {},
+        # Presigned URLs would otherwise be SigV2 in some regions, which AWS no longer accepts
+        # for new buckets; SigV4 is what every S3-compatible server speaks.
+        signature_version="s3v4",
     )
     return boto3.session.Session().client(
         "s3", endpoint_url=endpoint_url, region_name=region, config=config
