@@ -1,8 +1,10 @@
 """``GET``/``HEAD /files/{key}``: serve stored objects with validators and byte ranges.
 
-Output URLs handed to API clients point here. The body is streamed from ``Store.open`` (not
-``FileResponse``) so the same endpoint serves any store, local or remote. Keys are never
-reused, so responses are marked immutable and conditional requests only ever need the ETag.
+Output URLs handed to API clients point here, unless ``files_url`` names a CDN or presigned
+URLs (the endpoint keeps serving every key either way). The body is streamed from
+``Store.open`` (not ``FileResponse``) so the same endpoint serves any store, local or remote.
+Keys are never reused, so responses are marked immutable and conditional requests only ever
+need the ETag.
 
 HTTP semantics follow RFC 9110: one byte range is honoured (``a-b``, ``a-``, ``-n``); several
 ranges or a malformed ``Range`` are ignored and the whole object is sent (section 14.2 allows

@@ -92,7 +92,7 @@ def run_pull(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome:
             FileId=row.file_id,
             MediaBasicInfo=media.basic_info(ctx, row),
             MetaData=meta,
-            FileUrl=ctx.file_url(key),
+            **ctx.linked(FileUrl=key),  # answered through render_urls: links as of reading
             ErrCode=0,
             Message="SUCCESS",
         )

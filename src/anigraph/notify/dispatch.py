@@ -374,7 +374,8 @@ class EventDispatcher:
             config = outbox.config_of(session, event.sub_app_id)
             url = config.notification_url if config is not None else ""
             sign_key = config.sign_key if config is not None else ""
-            return _Job(event_id, url, callback_body(event.content, sign_key, now))
+            content = self.ctx.render_urls(event.content)  # links as of sending
+            return _Job(event_id, url, callback_body(content, sign_key, now))
 
     def _send(self, job: _Job) -> str:
         """POST the event; ``""`` when delivered, else why the attempt failed."""

@@ -113,7 +113,7 @@ def take(ctx: Context, sub_app_id: int, limit: int = MAX_EVENTS) -> list[dict[st
             event.handle = secrets.token_urlsafe(24)
             event.invisible_until = now + VISIBILITY
             event.attempts += 1
-            pulled.append(wire_event(event, event.handle))
+            pulled.append(ctx.render_urls(wire_event(event, event.handle)))  # links as of now
         return pulled
 
 

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from anigraph.db.models import Media, MediaOutput
 from anigraph.media.probe import probe
-from anigraph.services.context import Context
+from anigraph.services.context import URL_KEYS, Context
 from anigraph.services.wire import iso, new_file_id
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
@@ -126,8 +126,10 @@ def get(session: Session, sub_app_id: int, file_id: str) -> Media | None:
 
 
 def basic_info(ctx: Context, row: Media) -> dict[str, Any]:
-    """MediaBasicInfo (spec 3.9)."""
+    """MediaBasicInfo (spec 3.9), links marked (it is also stored in results and events):
+    answer it through ``ctx.render_urls``."""
     category = _category(row)
+    links = ctx.linked(CoverUrl=row.cover_key, MediaUrl=row.store_key)
     return {
         "Name": row.name,
         "Description": row.description,
@@ -137,9 +139,9 @@ def basic_info(ctx: Context, row: Media) -> dict[str, Any]:
         "ClassId": row.class_id,
         "ClassName": "",
         "ClassPath": "",
-        "CoverUrl": ctx.file_url(row.cover_key) if row.cover_key else "",
+        "CoverUrl": links["CoverUrl"],
         "Type": row.media_type,
-        "MediaUrl": ctx.file_url(row.store_key) if row.store_key else "",
+        "MediaUrl": links["MediaUrl"],
         "SourceInfo": {
             "SourceType": row.source_type,
             "SourceContext": row.source_context,
@@ -154,11 +156,12 @@ def basic_info(ctx: Context, row: Media) -> dict[str, Any]:
         "Category": category,
         "Status": "Normal",
         "StorageClass": "STANDARD",
+        URL_KEYS: links[URL_KEYS],
     }
 
 
 def output_item(ctx: Context, output: MediaOutput) -> dict[str, Any]:
-    """MediaAnimatedGraphicsItem (spec 3.6) with a Url served by this service."""
+    """MediaAnimatedGraphicsItem (spec 3.6) with its Url as of now."""
     return {"Url": ctx.file_url(output.store_key), **output.item}
 
 
@@ -178,7 +181,7 @@ def media_info(
         animated = {"AnimatedGraphicsSet": [output_item(ctx, output) for output in outputs]}
     return {
         "FileId": row.file_id,
-        "BasicInfo": basic_info(ctx, row) if wanted("basicInfo") else None,
+        "BasicInfo": ctx.render_urls(basic_info(ctx, row)) if wanted("basicInfo") else None,
         "MetaData": row.meta_data if wanted("metaData") else None,
         "AnimatedGraphicsInfo": animated,
         "TranscodeInfo": None,

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select, update
 
 from anigraph.db.models import Media, Task
-from anigraph.services.context import Context
+from anigraph.services.context import URL_KEYS, Context
 from anigraph.services.wire import iso, parse_iso
 
 VISIBILITY = timedelta(days=3)
@@ -28,9 +28,21 @@ class BadScrollToken(ValueError):
     pass
 
 
+OUTPUT_KEY = "_output_key"
+"""Hidden member of a stored subtask: the store key of its output (set when it succeeds)."""
+
+
 def public_subtask(subtask: dict[str, Any]) -> dict[str, Any]:
-    """A stored subtask as MediaProcessTaskResult: internal keys dropped, other members null."""
+    """A stored subtask as MediaProcessTaskResult: internal keys dropped, other members null.
+
+    The output's ``Url`` is marked with its key (``URL_KEYS``) for ``Context.render_urls``.
+    """
     result = {key: value for key, value in subtask.items() if not key.startswith("_")}
+    key = subtask.get(OUTPUT_KEY)
+    graphic = result.get("AnimatedGraphicTask")
+    if key and isinstance(graphic, dict) and isinstance(graphic.get("Output"), dict):
+        output = {**graphic["Output"], URL_KEYS: {"Url": key}}
+        result["AnimatedGraphicTask"] = {**graphic, "Output": output}
     for member in (
         "TranscodeTask",
         "SnapshotByTimeOffsetTask",
@@ -49,7 +61,10 @@ def procedure_status(status: str) -> str:
 
 
 def procedure_task(ctx: Context, task: Task, source: Media | None) -> dict[str, Any]:
-    """ProcedureTask (spec 3.7): also the payload of ProcedureStateChanged events."""
+    """ProcedureTask (spec 3.7): also the payload of ProcedureStateChanged events.
+
+    Links are marked, not final: pass the result through ``ctx.render_urls`` to answer it.
+    """
     return {
         "TaskId": task.task_id,
         "Status": procedure_status(task.status),
@@ -57,7 +72,7 @@ def procedure_task(ctx: Context, task: Task, source: Media | None) -> dict[str, 
         "Message": "",
         "FileId": task.file_id,
         "FileName": source.name if source else "",
-        "FileUrl": ctx.file_url(source.store_key) if source and source.store_key else "",
+        **ctx.linked(FileUrl=source.store_key if source else None),
         "MetaData": source.meta_data if source else None,
         "MediaProcessResultSet": [public_subtask(s) for s in task.subtasks],
         "AiContentReviewResultSet": [],
@@ -73,7 +88,7 @@ def procedure_task(ctx: Context, task: Task, source: Media | None) -> dict[str, 
 
 
 def pull_upload_task(task: Task) -> dict[str, Any]:
-    """PullUploadTask (spec 3.12) as the worker last wrote it."""
+    """PullUploadTask (spec 3.12) as the worker last wrote it (links marked, not final)."""
     result = dict((task.payload or {}).get("Result") or {})
     result["TaskId"] = task.task_id
     if task.status in ("FINISH", "ABORTED"):
@@ -93,7 +108,7 @@ def detail(ctx: Context, sub_app_id: int, task_id: str) -> dict[str, Any]:
         if task is None:
             raise TaskNotFound(task_id)
         source = session.get(Media, task.file_id) if task.file_id else None
-        return {
+        detail: dict[str, Any] = {
             "TaskType": task.task_type,
             "Status": task.status,
             "CreateTime": iso(task.created_at),
@@ -104,6 +119,7 @@ def detail(ctx: Context, sub_app_id: int, task_id: str) -> dict[str, Any]:
             else None,
             "PullUploadTask": pull_upload_task(task) if task.task_type == "PullUpload" else None,
         }
+        return ctx.render_urls(detail)
 
 
 def simple_info(task: Task) -> dict[str, Any]:

@@ -635,9 +635,6 @@ def _record(
                     f"The task flow `{row.procedure}` named at ApplyUpload no longer exists; "
                     "create it again, then commit.",
                 ) from None
-        basic_info = media.basic_info(ctx, item)
-        if cover_url:
-            basic_info["CoverUrl"] = cover_url
         outbox.emit(
             session,
             ctx,
@@ -645,7 +642,8 @@ def _record(
             "NewFileUpload",
             {
                 "FileId": item.file_id,
-                "MediaBasicInfo": basic_info,
+                # Links marked, built when the event is sent or pulled.
+                "MediaBasicInfo": media.basic_info(ctx, item),
                 "ProcedureTaskId": task_id,
                 "ReviewAudioVideoTaskId": "",
                 "MetaData": meta,
