@@ -20,10 +20,11 @@ def register(app: click.Group) -> None:
     @click.option(
         "--pool",
         "pool",
-        type=click.Choice(["prefork", "solo"]),
-        default="prefork",
+        type=click.Choice(["threads", "solo"]),
+        default="threads",
         show_default=True,
-        help="Celery pool: prefork runs WORKERS processes (hard time limits work); solo runs one.",
+        help="Celery pool: threads runs WORKERS tasks at once, solo one; either way each media "
+        "job runs in a child process of its own.",
     )
     def celery_worker(broker: str | None, pool: str, **options: Any) -> None:
         """Run a Celery worker that runs tasks when their wake-up message arrives.
@@ -33,11 +34,20 @@ def register(app: click.Group) -> None:
         """
         from anigraph import logs
         from anigraph.jobs.celery_transport import make_celery, worker_argv
+        from anigraph.notify.service import start_notifications
+        from anigraph.server import build
 
         settings = _settings(options)
         logs.configure(settings.log_level)
+        if not (broker or settings.queue):
+            raise click.UsageError("the Celery worker needs a broker URL (--queue redis://…)")
+        # Built here, as `anigraph worker` does: the event hooks must be in place before the
+        # first task finishes, and the process runs the callback dispatcher like every other.
+        service = build(settings)
+        notifications = start_notifications(service.ctx, service.metrics)
         try:
-            celery_app = make_celery(settings, broker)
-        except ValueError as exc:
-            raise click.UsageError(str(exc)) from None
-        celery_app.worker_main(worker_argv(settings, pool=pool))
+            celery_app = make_celery(settings, broker, service=service)
+            celery_app.worker_main(worker_argv(settings, pool=pool))
+        finally:
+            notifications.stop()
+            service.ctx.db.dispose()

@@ -15,10 +15,20 @@ worker sooner than its idle poll would. Messages are an accelerator, never requi
 
 Delivery settings follow from that: ``acks_late`` with ``reject_on_worker_lost`` (a worker that
 dies mid-task lets the message come back; the lease decides who runs it), prefetch 1 (a busy
-worker does not sit on wake-ups others could serve), JSON only, and a hard time limit below the
-broker's visibility timeout, so Redis never redelivers a message whose task is still running. A
-task killed by the time limit keeps its lease until expiry and is then taken over; finished
-subtasks are kept, so the work resumes where it stopped.
+worker does not sit on wake-ups others could serve), JSON only, and a broker visibility timeout
+well above the job deadline, so Redis does not redeliver a message whose task is still running
+(a copy that comes anyway finds the lease held and is skipped). A task whose worker died keeps
+its lease until expiry and is then taken over; finished subtasks are kept, so the work resumes
+where it stopped.
+
+Tasks run in Celery's ``threads`` pool (or ``solo``), like the slots of ``anigraph worker``: the
+isolation a process pool would buy is already there, since each media job runs in a child
+process of its own with its own deadline (``jobs.child``). The ``prefork`` pool cannot run jobs
+at all: billiard installs its daemonic pool-process object as the standard library's current
+process, and ``multiprocessing`` refuses children to a daemonic process (celery/celery#1709) and
+cannot pickle billiard's authentication key for a forkserver either. The hard time limit set
+below the visibility timeout is therefore only a backstop Celery would enforce in ``prefork``;
+what bounds a run here is the job deadline.
 """
 
 from __future__ import annotations
@@ -38,6 +48,7 @@ from anigraph.jobs.pool import new_owner
 from anigraph.jobs.runner import run_claimed
 from anigraph.logs import bound
 from anigraph.metrics import Metrics
+from anigraph.notify.procedure_events import install_hooks
 from anigraph.server import Service, build
 from anigraph.services.context import Context
 from anigraph.settings import Settings
@@ -100,7 +111,13 @@ def claim_task(ctx: Context, task_id: str, owner: str, metrics: Metrics | None =
 
 
 class _ServiceHolder:
-    """One :class:`Service` per process, built on first use (after a prefork fork)."""
+    """One :class:`Service` per process, built on first use (and again after a fork).
+
+    A service built here gets the event hooks installed: without them a task this process
+    finishes would commit FINISH with no ProcedureStateChanged event, lost for good. A service
+    given by the caller is the caller's to wire (``anigraph celery-worker`` starts the
+    notifications itself, as ``anigraph worker`` does).
+    """
 
     def __init__(self, settings: Settings, service: Service | None) -> None:
         self._settings = settings
@@ -113,6 +130,7 @@ class _ServiceHolder:
         with self._lock:
             if self._service is None or (not self._given and self._pid != os.getpid()):
                 self._service = build(self._settings)
+                install_hooks(self._service.ctx)
                 self._pid = os.getpid()
             return self._service
 
@@ -204,12 +222,16 @@ class CeleryWaker:
 
 
 def worker_argv(
-    settings: Settings, *, pool: str = "prefork", loglevel: str | None = None
+    settings: Settings, *, pool: str = "threads", loglevel: str | None = None
 ) -> list[str]:
-    """Arguments for ``app.worker_main`` running ``settings.workers`` processes."""
+    """Arguments for ``app.worker_main`` running ``settings.worker_slots`` tasks at a time.
+
+    ``pool`` is ``threads`` or ``solo``: ``prefork`` cannot start the media children (see the
+    module docstring); ``anigraph celery-worker`` offers only those two.
+    """
     return [
         "worker",
-        f"--concurrency={max(1, settings.workers)}",
+        f"--concurrency={max(1, settings.worker_slots)}",
         f"--pool={pool}",
         f"--loglevel={(loglevel or settings.log_level).upper()}",
         "--queues=anigraph",
