@@ -4,6 +4,8 @@
 free loopback port, creates the database ``anigraph`` and yields its SQLAlchemy URL
 (``postgresql+psycopg://…``); the server is shut down and its folder removed at the end.
 :func:`fresh_database` makes one more empty database on that server and drops it afterwards.
+:func:`restartable_postgres` runs a private server that can be stopped and started again on the
+same port and data folder (the chaos tests restart it under running services).
 
 PostgreSQL refuses to run as root: under root the server runs as the ``postgres`` system user
 (which the Debian package creates) and owns the temp folder. Without the binaries (or psycopg)
@@ -121,7 +123,8 @@ class PostgresServer:
             connection.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
 
 
-def _start(bindir: Path, run_as: _RunAs) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
+def _initdb(bindir: Path, run_as: _RunAs) -> Path:
+    """A new cluster in a new temp folder (``<base>/data``); the folder is returned."""
     # Not under pytest's tmp folders: those are 0700 root, which the postgres user cannot enter.
     base = Path(tempfile.mkdtemp(prefix="anigraph-pg-"))
     data, sockets = base / "data", base / "run"
@@ -151,57 +154,75 @@ def _start(bindir: Path, run_as: _RunAs) -> tuple[PostgresServer, subprocess.Pop
         )
     if done.returncode != 0:
         raise RuntimeError(f"initdb failed ({done.returncode}):\n{log.read_text()}")
+    return base
+
+
+def _launch(
+    bindir: Path, run_as: _RunAs, base: Path, port: int, log_name: str
+) -> subprocess.Popen[bytes] | None:
+    """Run ``postgres`` on the cluster in ``base``; the process once it accepts connections,
+    ``None`` if it exited or did not answer in time (most likely: the port was taken)."""
+    server_log = (base / log_name).open("wb")
+    process = subprocess.Popen(
+        [
+            str(bindir / "postgres"),
+            "-D",
+            str(base / "data"),
+            "-p",
+            str(port),
+            "-k",
+            str(base / "run"),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "max_connections=200",
+            # Not UTC on purpose: what the database hands back must not depend on the
+            # server's zone (values come back aware, in UTC).
+            "-c",
+            f"TimeZone={SERVER_TIMEZONE}",
+            # A throwaway server: durability buys nothing, speed does.
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ],
+        cwd=base,
+        stdout=server_log,
+        stderr=subprocess.STDOUT,
+        **run_as.options(),
+    )
+    server_log.close()
+    deadline = time.monotonic() + START_TIMEOUT
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            with _admin_connect(port):
+                return process
+        except Exception:
+            time.sleep(0.1)
+    _stop(process)
+    return None
+
+
+def _start(bindir: Path, run_as: _RunAs) -> tuple[PostgresServer, subprocess.Popen[bytes]]:
+    base = _initdb(bindir, run_as)
     for attempt in range(5):
         port = free_port()
-        server_log = (base / f"postgres-{attempt}.log").open("wb")
-        process = subprocess.Popen(
-            [
-                str(bindir / "postgres"),
-                "-D",
-                str(data),
-                "-p",
-                str(port),
-                "-k",
-                str(sockets),
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "max_connections=200",
-                # Not UTC on purpose: what the database hands back must not depend on the
-                # server's zone (values come back aware, in UTC).
-                "-c",
-                f"TimeZone={SERVER_TIMEZONE}",
-                # A throwaway server: durability buys nothing, speed does.
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ],
-            cwd=base,
-            stdout=server_log,
-            stderr=subprocess.STDOUT,
-            **run_as.options(),
-        )
-        server_log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
-            try:
-                with _admin_connect(port):
-                    return PostgresServer(port, base), process
-            except Exception:
-                time.sleep(0.1)
-        _stop(process)
+        process = _launch(bindir, run_as, base, port, f"postgres-{attempt}.log")
+        if process is not None:
+            return PostgresServer(port, base), process
         # Most likely the port was taken between free_port() and the bind: try another.
     logs = "\n".join(path.read_text(errors="replace") for path in base.glob("postgres-*.log"))
     raise RuntimeError(f"PostgreSQL did not start:\n{logs}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], *, immediate: bool = False) -> None:
     if process.poll() is not None:
         return
-    process.send_signal(signal.SIGINT)  # "fast" shutdown: disconnect clients, stop cleanly
+    # SIGINT is the "fast" shutdown (disconnect clients, checkpoint, stop cleanly); SIGQUIT the
+    # "immediate" one (no checkpoint: the next start runs crash recovery, like after a crash).
+    process.send_signal(signal.SIGQUIT if immediate else signal.SIGINT)
     try:
         process.wait(30)
     except subprocess.TimeoutExpired:
@@ -209,8 +230,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(10)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
+def _require_postgres() -> tuple[Path, _RunAs]:
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -219,7 +239,71 @@ def postgres_server() -> Iterator[PostgresServer]:
     if bindir is None:
         _unavailable("PostgreSQL binaries not found (apt-get install postgresql)")
         raise AssertionError("unreachable")
-    server, process = _start(bindir, _run_as())
+    return bindir, _run_as()
+
+
+class RestartablePostgres:
+    """A private PostgreSQL server that can be stopped and started again on the same port and
+    data folder, so clients keep their URL and find their data (the chaos tests).
+
+    Private because a restart breaks every open connection: the session server stays untouched.
+    """
+
+    def __init__(self, bindir: Path, run_as: _RunAs) -> None:
+        self._bindir = bindir
+        self._run_as = run_as
+        self.server, process = _start(bindir, run_as)
+        self._process: subprocess.Popen[bytes] | None = process
+        self._starts = 1
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self, *, immediate: bool = False) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            _stop(process, immediate=immediate)
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._starts += 1
+        process = _launch(
+            self._bindir,
+            self._run_as,
+            self.server.base,
+            self.server.port,
+            f"postgres-restart-{self._starts}.log",
+        )
+        if process is None:
+            logs = (self.server.base / f"postgres-restart-{self._starts}.log").read_text(
+                errors="replace"
+            )
+            raise RuntimeError(f"PostgreSQL did not start again on {self.server.port}:\n{logs}")
+        self._process = process
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.server.base, ignore_errors=True)
+
+
+@contextmanager
+def restartable_postgres() -> Iterator[RestartablePostgres]:
+    """A private server (see :class:`RestartablePostgres`) with the ``anigraph`` database."""
+    bindir, run_as = _require_postgres()
+    running = RestartablePostgres(bindir, run_as)
+    try:
+        running.server.create_database(DATABASE)
+        yield running
+    finally:
+        running.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    bindir, run_as = _require_postgres()
+    server, process = _start(bindir, run_as)
     try:
         server.create_database(DATABASE)
         yield server

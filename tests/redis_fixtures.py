@@ -49,7 +49,15 @@ class RedisServer:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return self.database_url(0)
+
+    def database_url(self, index: int) -> str:
+        """The URL of logical database ``index`` (0-15): one server, isolated queues."""
+        return f"redis://127.0.0.1:{self.port}/{index}"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def start(self) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
