@@ -132,9 +132,10 @@ def serve(settings: Settings) -> None:
     from anigraph.notify.service import start_notifications
 
     notifications = start_notifications(ctx, service.metrics)
+    slots = settings.serve_slots
     pool = (
-        WorkerPool(ctx, service.metrics, settings.workers, idle_wait=settings.idle_poll_seconds)
-        if settings.workers > 0
+        WorkerPool(ctx, service.metrics, slots, idle_wait=settings.idle_poll_seconds)
+        if slots > 0
         else None
     )
     ctx.wake_workers = _wakers(settings, pool)
@@ -152,7 +153,8 @@ def serve(settings: Settings) -> None:
     server = _DrainingServer(config)
     if pool is not None:
         pool.start()
-    print(f"anigraph listening on http://{settings.host}:{settings.port}/", flush=True)
+    where = f"{slots} worker slot(s)" if slots else "API only: workers run elsewhere"
+    print(f"anigraph listening on http://{settings.host}:{settings.port}/ ({where})", flush=True)
     try:
         server.run()
     finally:
@@ -167,7 +169,8 @@ def work(settings: Settings) -> None:
     """Run workers only (no HTTP) on the shared database and store, until SIGINT/SIGTERM.
 
     Any number of these can run beside API-only servers (``serve --workers 0``): the task rows
-    are the truth, so a worker finds work by claiming it; an idle one looks again every second.
+    are the truth, so a worker finds work by claiming it; an idle slot looks again every
+    ``idle_poll_seconds``.
     """
     import signal
     import threading
@@ -186,12 +189,11 @@ def work(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     notifications = start_notifications(ctx, service.metrics)
-    pool = WorkerPool(
-        ctx, service.metrics, max(settings.workers, 1), idle_wait=settings.idle_poll_seconds
-    )
+    slots = max(settings.worker_slots, 1)
+    pool = WorkerPool(ctx, service.metrics, slots, idle_wait=settings.idle_poll_seconds)
     ctx.wake_workers = _wakers(settings, pool)
     pool.start()
-    print(f"anigraph worker running {max(settings.workers, 1)} slot(s)", flush=True)
+    print(f"anigraph worker running {slots} slot(s)", flush=True)
     try:
         stop.wait()
     finally:

@@ -19,6 +19,7 @@ def _setting(default: Any, help: str) -> Any:
 
 
 DEFAULT_DATA_DIR = Path("anigraph-data")
+DEFAULT_WORKER_SLOTS = 2
 DEFAULT_KEY_FILE = "default-key.json"  # written 0600 into the data folder on first start
 
 
@@ -43,7 +44,11 @@ class Settings:
     presign_seconds: int = _setting(
         86400, "Lifetime of presigned output links, 1 to 604800 (7 days, S3's limit)."
     )
-    workers: int = _setting(2, "In-process worker slots (0: API only).")
+    workers: int = _setting(
+        -1,
+        "Worker slots per process (0: API only); default: 2, but `serve` with a queue runs the "
+        "API only (workers run elsewhere).",
+    )
     idle_poll_seconds: float = _setting(
         0.25, "How often an idle worker slot looks for WAITING tasks it was not woken for."
     )
@@ -78,6 +83,19 @@ class Settings:
         # Here rather than at first use: a bad link mode would otherwise surface as broken Urls
         # in responses long after start, or as one failing request per output.
         _check_files_url(self.files_url, self.store, self.presign_seconds)
+
+    @property
+    def worker_slots(self) -> int:
+        """``workers`` as given, or the default of a process that runs workers."""
+        return self.workers if self.workers >= 0 else DEFAULT_WORKER_SLOTS
+
+    @property
+    def serve_slots(self) -> int:
+        """Slots `serve` runs beside the API: none by default once a queue is set, because the
+        workers of a scaled-out setup run on their own machines."""
+        if self.workers < 0 and self.queue:
+            return 0
+        return self.worker_slots
 
     @property
     def database_url(self) -> str:

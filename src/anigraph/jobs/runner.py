@@ -87,7 +87,7 @@ def engine_limits(ctx: Context) -> Limits:
         max_frames=settings.max_frames,
         max_segment_seconds=settings.max_segment_seconds,
         max_output_bytes=settings.max_output_bytes,
-        threads=max(1, (os.cpu_count() or 1) // max(1, settings.workers)),
+        threads=max(1, (os.cpu_count() or 1) // max(1, settings.worker_slots)),
     )
 
 
@@ -378,6 +378,7 @@ class _Run:
             Progress=100,
             FinishTime=iso(now),
         )
+        entry["_output_key"] = key  # readers build the Url from it (services.tasks.OUTPUT_KEY)
         row = MediaOutput(
             file_id=self.file_id,
             task_id=self.task_id,

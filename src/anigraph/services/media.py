@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import mimetypes
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,11 +14,12 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from anigraph.db.models import Media, MediaOutput
-from anigraph.media.probe import probe
 from anigraph.services.context import URL_KEYS, Context
 from anigraph.services.wire import iso, new_file_id
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
+PROBE_DEADLINE_SECONDS = 60.0
+"""A probe reads headers and a few packets: past this the file is hostile or broken."""
 _EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
 
 
@@ -26,10 +28,16 @@ class MediaNotFound(LookupError):
 
 
 def probe_file(ctx: Context, path: Path) -> dict[str, Any]:
-    """MetaData of a file as a wire dict; raises :class:`TaskError` for anything not media."""
+    """MetaData of a file as a wire dict; raises :class:`TaskError` for anything not media.
+
+    FFmpeg reads the file in a child process with a deadline (``jobs.child.run_probe``): the
+    file is untrusted and this runs in the API process for uploads.
+    """
+    from anigraph.jobs.child import run_probe
     from anigraph.media.types import Limits
 
-    return probe(path, Limits(max_source_pixels=ctx.settings.max_source_pixels)).to_dict()
+    limits = Limits(max_source_pixels=ctx.settings.max_source_pixels)
+    return run_probe(path, limits, time.monotonic() + PROBE_DEADLINE_SECONDS).to_dict()
 
 
 def insert_media(
