@@ -139,12 +139,20 @@ def _register_service_commands() -> None:
     from anigraph import (
         cli_events,
         cli_service,
+        cli_transfer,
         cli_upload_signature,
         cli_uploads,
         cli_worker_celery,
     )
 
-    for module in (cli_service, cli_uploads, cli_upload_signature, cli_events, cli_worker_celery):
+    for module in (
+        cli_service,
+        cli_uploads,
+        cli_upload_signature,
+        cli_events,
+        cli_worker_celery,
+        cli_transfer,
+    ):
         module.register(app)
 
 
