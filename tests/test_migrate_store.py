@@ -242,6 +242,10 @@ def dump_tables(url: str) -> dict[str, list[dict[str, Any]]]:
         database.dispose()
 
 
+def schema_table(name: str) -> Any:
+    return next(table for table in schema_tables() if table.name == name)
+
+
 def dump_counts(url: str) -> dict[str, int]:
     return {name: len(rows) for name, rows in dump_tables(url).items()}
 
@@ -469,11 +473,10 @@ def test_resume_fills_in_what_is_missing(source: Path, tmp_path: Path) -> None:
     # Take away half of the events, every received part, and two objects.
     database = Database(target_db)
     with database.engine.begin() as connection:
-        tables = {table.name: table for table in schema_tables()}
-        events = tables["outbox_events"]
+        events = schema_table("outbox_events")
         ids = list(connection.scalars(select(events.c.id).order_by(events.c.id)))
         connection.execute(delete(events).where(events.c.id.in_(ids[::2])))
-        connection.execute(delete(tables["cos_upload_parts"]))
+        connection.execute(delete(schema_table("cos_upload_parts")))
     database.dispose()
     store = LocalStore(target / "files")
     for key in sorted(dump_objects(store))[:2]:
@@ -482,6 +485,55 @@ def test_resume_fills_in_what_is_missing(source: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "2 to copy" in done.stdout
     check_moved(source, target_db, store)
+
+
+def test_objects_made_after_the_listing_are_copied_from_the_rows(
+    populated: Populated, source: Path, tmp_path: Path
+) -> None:
+    """A source that was not stopped adds a media item between the listing and the rows: the
+    rows are the reference, so its object is copied too, and the report says so."""
+    from anigraph.server import open_context
+    from anigraph.services import media
+    from anigraph.settings import Settings
+
+    target = tmp_path / "target"
+    target_db = f"sqlite:///{target / 'anigraph.db'}"
+    plan = prepare(
+        Request(
+            source_db=f"sqlite:///{source / 'anigraph.db'}",
+            source_store=str(source / "files"),
+            target_db=target_db,
+            target_store=str(target / "files"),
+        )
+    )
+    ctx = open_context(Settings(data_dir=source))
+    media.import_file(ctx, int(populated.key["SubAppId"]), populated.clip, name="late")
+    ctx.db.dispose()
+    report = execute(plan)
+    plan.close()
+    assert (report.late_objects, report.missing) == (1, [])
+    check_moved(source, target_db, LocalStore(target / "files"))
+
+
+def test_missing_source_object_is_reported_not_fatal(source: Path, tmp_path: Path) -> None:
+    """A file lost from the old store stays lost, visibly; everything else moves."""
+    database = Database(f"sqlite:///{source / 'anigraph.db'}")
+    with database.engine.connect() as connection:
+        lost = connection.scalar(select(schema_table("media_outputs").c.store_key).limit(1))
+    database.dispose()
+    assert LocalStore(source / "files").delete(lost)
+    target = tmp_path / "target"
+    args = ("--data-dir", source, "--to-db", f"sqlite:///{target / 'a.db'}")
+    args += ("--to-store", target / "files")
+    warning = (
+        f"Warning: 1 object(s) the rows need are missing from the source store (first: {lost})"
+    )
+    dry = migrate_store(*args, "--dry-run")
+    assert dry.returncode == 0 and warning in dry.stdout
+    done = migrate_store(*args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(warning) == 2, "in the plan and in the summary"
+    check_moved(source, f"sqlite:///{target / 'a.db'}", LocalStore(target / "files"))
 
 
 def test_running_service_on_the_source_is_refused(

@@ -22,7 +22,8 @@ Every step is idempotent under ``resume``: an interrupted run is finished by run
 from __future__ import annotations
 
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from alembic.script import ScriptDirectory
@@ -127,33 +128,45 @@ def prepare(request: Request) -> Plan:
 def execute(plan: Plan, progress: Progress | None = None) -> Report:
     """Move what ``plan`` lists; raises ``TransferError`` (running again then finishes)."""
     watch = progress or Silent()
-    request = plan.request
     started = time.monotonic()
     report = Report(tables=[])
     _create_targets(plan)
     if plan.target_db is not None:
         _migrate_schema(plan.target_db)
     if plan.target_store is not None and plan.source_store is not None and plan.objects.to_copy:
-        watch.start("objects", plan.objects.copy_bytes, in_bytes=True)
-        with opening.store_errors("target", plan.target_store):
+        with _phase(watch, "objects", plan.objects.copy_bytes, in_bytes=True):
             report.bytes = objects.copy_objects(
                 plan.source_store,
                 plan.target_store,
                 plan.objects.to_copy,
-                parallel=request.parallel,
+                parallel=plan.request.parallel,
                 advance=watch.advance,
             )
         report.objects = len(plan.objects.to_copy)
-        watch.finish()
-    needed = _copy_rows(plan, watch, report)
+    with opening.database_errors("reading the source database"):
+        needed = _copy_rows(plan, watch, report)
     if plan.target_store is not None:
         _copy_late_objects(plan, needed, report)
     if plan.target_db is not None:
-        with plan.target_db.engine.begin() as connection:
+        with (
+            opening.database_errors("moving the target's counters"),
+            plan.target_db.engine.begin() as connection,
+        ):
             report.sequences = sequences.reset_sequences(connection, plan.tables)
-        _verify_rows(plan, report)
+        with opening.database_errors("checking the target database"):
+            _verify_rows(plan, report)
     report.seconds = time.monotonic() - started
     return report
+
+
+@contextmanager
+def _phase(watch: Progress, description: str, total: int, *, in_bytes: bool) -> Iterator[None]:
+    """A progress phase that ends however the work does (a terminal keeps no stale bar)."""
+    watch.start(description, total, in_bytes=in_bytes)
+    try:
+        yield
+    finally:
+        watch.finish()
 
 
 # -- prepare -----------------------------------------------------------------------------------
@@ -286,19 +299,18 @@ def _copy_rows(plan: Plan, watch: Progress, report: Report) -> set[str]:
             source = source.execution_options(isolation_level="REPEATABLE READ")
         with source.begin():
             if plan.target_db is not None:
-                watch.start("rows", sum(plan.source_rows.values()), in_bytes=False)
-                for table in plan.tables:
-                    report.tables.append(
-                        tables.copy_table(
-                            source,
-                            plan.target_db.engine,
-                            table,
-                            batch_size=plan.request.batch_size,
-                            resume=plan.request.resume,
-                            advance=watch.advance,
+                with _phase(watch, "rows", sum(plan.source_rows.values()), in_bytes=False):
+                    for table in plan.tables:
+                        report.tables.append(
+                            tables.copy_table(
+                                source,
+                                plan.target_db.engine,
+                                table,
+                                batch_size=plan.request.batch_size,
+                                resume=plan.request.resume,
+                                advance=watch.advance,
+                            )
                         )
-                    )
-                watch.finish()
             if plan.target_store is None:
                 return set()
             return set(references.needed_keys(source, plan.tables))
@@ -306,16 +318,22 @@ def _copy_rows(plan: Plan, watch: Progress, report: Report) -> set[str]:
 
 def _copy_late_objects(plan: Plan, needed: set[str], report: Report) -> None:
     assert plan.target_store is not None
+    source = plan.source_store
     for key in sorted(needed - plan.objects.source_keys):
-        source = plan.source_store
-        if source is None or source.stat(key) is None:
+        if source is None:
             report.missing.append(key)
             continue
-        if plan.target_store.stat(key) is None:
-            with opening.store_errors("target", plan.target_store):
-                report.bytes += objects.copy_object(source, plan.target_store, key).size
-            report.objects += 1
-            report.late_objects += 1
+        with opening.store_errors("source", source):
+            found = source.stat(key) is not None
+        if not found:
+            report.missing.append(key)
+            continue
+        with opening.store_errors("target", plan.target_store):
+            if plan.target_store.stat(key) is not None:
+                continue  # copied by an earlier run
+        report.bytes += objects.copy_object(source, plan.target_store, key).size
+        report.objects += 1
+        report.late_objects += 1
 
 
 def _verify_rows(plan: Plan, report: Report) -> None:

@@ -147,3 +147,12 @@ def store_errors(role: str, store: Store) -> Iterator[None]:
         raise TransferError(f"{role} store {store!r}: {message}") from None
     except BotoCoreError as exc:
         raise TransferError(f"{role} store {store!r}: {first_line(exc)}") from None
+
+
+@contextmanager
+def database_errors(what: str) -> Iterator[None]:
+    """Database failures (lost connection, lock timeout, permission) as one line."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise TransferError(f"{what}: {first_line(exc)}") from None
