@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -281,7 +282,13 @@ def check_service(server: Server, populated: Populated) -> None:
         assert served.status_code == 200
         assert hashlib.md5(served.content).hexdigest() == output["Md5"]
     for task_id in populated.task_ids:
-        assert vod("DescribeTaskDetail", {"TaskId": task_id})["Status"] == "FINISH"
+        detail = vod("DescribeTaskDetail", {"TaskId": task_id})
+        assert detail["Status"] == "FINISH"
+        # Links are built when read, so finished tasks' outputs point at the new place.
+        for result in detail["ProcedureTask"]["MediaProcessResultSet"]:
+            url = result["AnimatedGraphicTask"]["Output"]["Url"]
+            assert url.startswith(f"{server.url}/files/"), url
+            assert httpx.get(url, timeout=30).status_code == 200
     # The SessionId is still remembered: the same request is not run twice.
     again = {
         "FileId": populated.file_id,
@@ -592,6 +599,15 @@ def test_bad_input_is_one_line_and_a_failure(
     assert not (tmp_path / "t").exists() and not (tmp_path / "missing").exists()
 
 
+def test_target_from_a_newer_anigraph_is_refused(source: Path, tmp_path: Path) -> None:
+    newer = tmp_path / "newer.db"
+    with sqlite3.connect(newer) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        connection.execute("INSERT INTO alembic_version VALUES ('9999')")
+    done = migrate_store("--data-dir", source, "--to-db", f"sqlite:///{newer}", "--dry-run")
+    assert "revision 9999, which this anigraph does not know" in one_line_error(done)
+
+
 def test_nothing_to_move_is_a_usage_error(source: Path) -> None:
     done = migrate_store("--data-dir", source)
     assert done.returncode == 2
@@ -644,6 +660,14 @@ def test_embedded_to_postgres_and_s3_then_served(
             assert f"{table}.{column} -> {following}" in done.stdout
         check_moved(source, target_db, target_store)
         assert "not empty" in one_line_error(migrate_store(*args))
+        # And back: PostgreSQL and S3 as the source (a snapshot read, objects streamed).
+        back = tmp_path / "back"
+        returned = migrate_store(
+            "--db", target_db, "--store", store_url,
+            "--to-db", f"sqlite:///{back / 'anigraph.db'}", "--to-store", back / "files",
+        )  # fmt: skip
+        assert returned.returncode == 0, returned.stderr
+        check_moved(source, f"sqlite:///{back / 'anigraph.db'}", LocalStore(back / "files"))
 
         target = serve(tmp_path / "target", "--db", target_db, "--store", store_url)
         check_service(target, populated)

@@ -100,15 +100,21 @@ def prepare(request: Request) -> Plan:
         source_db = opening.open_database(request.source_db, "source", create=False)
         assert source_db is not None  # the file's existence was checked above
         resources.callback(source_db.dispose)
-        _check_source(source_db)
+        with opening.database_errors("cannot read the source database"):
+            _check_source(source_db)
         target_db = None
         if request.target_db is not None:
             target_db = opening.open_database(request.target_db, "target", create=False)
             if target_db is not None:
                 resources.callback(target_db.dispose)
+                with opening.database_errors("cannot read the target database"):
+                    _check_target(target_db)
         schema = tables.schema_tables()
         source_rows, target_rows = _count_rows(source_db, target_db, schema, request.resume)
-        source_store, target_store, object_plan, missing = _plan_objects(request, source_db, schema)
+        with opening.database_errors("cannot read the source database"):
+            source_store, target_store, object_plan, missing = _plan_objects(
+                request, source_db, schema
+            )
         plan = Plan(
             request=request,
             source_db=source_db,
@@ -204,10 +210,7 @@ def _check_not_in_use(source_url: str) -> None:
 
 def _check_source(source_db: Database) -> None:
     head = ScriptDirectory.from_config(migrate.config()).get_current_head()
-    try:
-        revision = migrate.current(source_db.engine)
-    except SQLAlchemyError as exc:
-        raise TransferError(f"cannot read the source database: {opening.first_line(exc)}") from None
+    revision = migrate.current(source_db.engine)
     if revision is None:
         raise TransferError("the source database has no anigraph schema")
     if revision != head:
@@ -218,6 +221,20 @@ def _check_source(source_db: Database) -> None:
     lease = live_lease(source_db)
     if lease is not None:
         raise TransferError(f"the source is in use: {lease}; {STOP_FIRST}")
+
+
+def _check_target(target_db: Database) -> None:
+    """A target written by a newer anigraph cannot be migrated by this one: say so now."""
+    revision = migrate.current(target_db.engine)
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(migrate.config()).get_revision(revision)
+    except CommandError:
+        raise TransferError(
+            f"the target schema is at revision {revision}, which this anigraph does not know "
+            "(written by a newer version?)"
+        ) from None
 
 
 def _count_rows(
@@ -294,7 +311,7 @@ def _copy_rows(plan: Plan, watch: Progress, report: Report) -> set[str]:
     snapshot of the source; the needed keys are returned."""
     with plan.source_db.engine.connect() as source:
         if source.dialect.name == "postgresql":
-            # One snapshot for every table; SQLite gets it from the service's BEGIN IMMEDIATE,
+            # One snapshot for every table; SQLite gets it from Database's BEGIN IMMEDIATE,
             # which also keeps any writer out while the rows are read.
             source = source.execution_options(isolation_level="REPEATABLE READ")
         with source.begin():
