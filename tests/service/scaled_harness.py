@@ -23,6 +23,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,9 @@ READY_MARKERS: Final = {WORKER: "anigraph worker running", CELERY_WORKER: " read
 """What each kind of worker logs once it takes work (the Celery line is Celery's own)."""
 FINISHED_LINE: Final = re.compile(r"\btask (\S+) finished$")
 """The line both kinds log when a run ends with the task FINISH."""
+
+CELERY_QUEUE: Final = "anigraph"
+"""The Redis list the Celery transport publishes wake-ups to (``task_default_queue``)."""
 
 T = TypeVar("T")
 
@@ -88,12 +92,30 @@ class ScaledServer(Server):
             super().start(timeout)
 
     def import_media(self, path: Path, sub_app_id: int | None = None) -> str:
-        with scoped_env(self.env):
-            return super().import_media(path, sub_app_id)
+        args = ["media", "import", str(path), "--data-dir", str(self.data_dir), "--json"]
+        if sub_app_id is not None:
+            args += ["--sub-app-id", str(sub_app_id)]
+        return str(json.loads(self.cli(*args))["FileId"])
 
     def create_key(self, sub_app_id: int) -> dict[str, Any]:
-        with scoped_env(self.env):
-            return super().create_key(sub_app_id)
+        args = ["keys", "create", "--data-dir", str(self.data_dir), "--json"]
+        return dict(json.loads(self.cli(*args, "--sub-app-id", str(sub_app_id))))
+
+    def cli(self, *args: str) -> str:
+        """``anigraph ARGS`` with this cluster's settings; its stdout (fails on an error).
+
+        The environment is passed, not set: imports run in a thread beside other work.
+        """
+        env = {k: v for k, v in os.environ.items() if k not in PROXY_VARIABLES}
+        done = subprocess.run(
+            [sys.executable, "-m", "anigraph", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**env, **self.env},
+        )
+        assert done.returncode == 0, f"anigraph {args} failed: {done.stderr[-3000:]}"
+        return done.stdout
 
 
 @dataclass
@@ -214,6 +236,7 @@ class Cluster:
         queue_url: str,
         lease_seconds: float = LEASE_SECONDS,
     ) -> None:
+        root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.db_url = db_url
         self.s3 = s3
@@ -233,6 +256,7 @@ class Cluster:
         }
         self.api = ScaledServer(root / "api", port, ["--workers", "0"], env=self.env)
         self.workers: list[WorkerProcess] = []
+        self.file_id = ""
         self._engine: Engine | None = None
         self._vod: Vod | None = None
 
@@ -246,14 +270,20 @@ class Cluster:
         self.workers.append(worker)
         return worker
 
-    def start(self, kinds: Sequence[str] = ()) -> list[WorkerProcess]:
-        """The API, then ``kinds`` workers started together, each ready to take work."""
-        self.api.start(timeout=60)
+    def start(self, kinds: Sequence[str] = (), media: Path | None = None) -> list[WorkerProcess]:
+        """The API and ``kinds`` workers, started together (their first starts share the schema
+        migration under its lock), each ready to take work; ``media``, if given, is imported
+        meanwhile (its FileId in ``file_id``)."""
         started = [self.add_worker(kind) for kind in kinds]
-        for worker in started:
-            worker.wait_ready()
-        # PULL events for the default sub-application: the tests count them.
-        self.vod("ModifyEventConfig", {"Mode": "PULL"})
+        self.api.start(timeout=60)
+        with ThreadPoolExecutor(1) as background:
+            imported = background.submit(self.api.import_media, media) if media else None
+            for worker in started:
+                worker.wait_ready()
+            # PULL events for the default sub-application: the tests count them.
+            self.vod("ModifyEventConfig", {"Mode": "PULL"})
+            if imported is not None:
+                self.file_id = imported.result()
         return started
 
     def close(self) -> None:
@@ -278,6 +308,22 @@ class Cluster:
             return None
         pid = int(task.lease_owner.split(":")[-3])  # host:pid:slot:random
         return next((worker for worker in self.workers if worker.owns(pid)), None)
+
+    # -- the Redis queue -----------------------------------------------------------------------
+
+    def queued_messages(self) -> int:
+        """Wake-up messages waiting in the Celery queue (published, not yet taken by a worker)."""
+        import redis
+
+        with redis.Redis.from_url(self.queue_url) as client:
+            return int(client.llen(CELERY_QUEUE))
+
+    def drop_messages(self) -> None:
+        """Lose every message of this cluster's Redis database: queued, and taken but unacked."""
+        import redis
+
+        with redis.Redis.from_url(self.queue_url) as client:
+            client.flushdb()
 
     # -- inspection: the rows and objects are the truth ------------------------------------------
 
@@ -395,7 +441,9 @@ def check_done_exactly_once(
     made = Counter((row.task_id, row.subtask) for row in outputs)
     assert set(made) == expected and max(made.values()) == 1, made
     # Output objects of every task of this cluster (not only these): none may be orphaned.
-    assert cluster.objects("output") == {row.store_key for row in cluster.outputs()}
+    recorded = {row.store_key for row in cluster.outputs()}
+    stored = cluster.objects("output")
+    assert stored == recorded, f"orphans {stored - recorded}, missing {recorded - stored}"
     counted = finish_events(pull_all_events(vod))
     assert {task_id: counted[task_id] for task_id in task_ids} == dict.fromkeys(task_ids, 1), (
         counted

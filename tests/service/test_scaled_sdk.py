@@ -68,6 +68,7 @@ def cluster(
     postgres_server: PostgresServer,
     s3_server: S3Server,
     redis_server: RedisServer,
+    short_clip: Path,
 ) -> Iterator[Cluster]:
     from pg_fixtures import fresh_database
 
@@ -79,7 +80,7 @@ def cluster(
             queue_url=redis_server.database_url(REDIS_DB),
         )
         try:
-            running.start([WORKER, CELERY_WORKER])
+            running.start([WORKER, CELERY_WORKER], media=short_clip)
             yield running
         finally:
             running.close()
@@ -96,8 +97,8 @@ def vod(cluster: Cluster) -> Vod:
 
 
 @pytest.fixture(scope="module")
-def file_id(cluster: Cluster, short_clip: Path) -> str:
-    return cluster.api.import_media(short_clip)
+def file_id(cluster: Cluster) -> str:
+    return cluster.file_id
 
 
 def store_key(url: str) -> str:

@@ -160,6 +160,9 @@ def make_celery(
         task_ignore_result=True,
         task_default_queue="anigraph",
         broker_connection_retry_on_startup=True,
+        # A run keeps going when the broker connection drops (Redis restarting): its lease, not
+        # the message, says who runs the task, and cancelling it would only waste the work.
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
