@@ -69,8 +69,7 @@ def register(app: click.Group) -> None:
         settings = _settings(options)
         request = Request(
             source_db=settings.database_url,
-            # The same default as the service (server.open_context): the data folder's files.
-            source_store=settings.store or str(settings.data_dir / "files"),
+            source_store=settings.store_url,
             target_db=to_db,
             target_store=to_store,
             resume=resume,

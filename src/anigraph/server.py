@@ -16,7 +16,6 @@ from anigraph.services import keys
 from anigraph.services.context import Context
 from anigraph.settings import DEFAULT_KEY_FILE, Settings
 from anigraph.storage.factory import parse_store_url
-from anigraph.storage.local import LocalStore
 
 if TYPE_CHECKING:
     from anigraph.jobs.pool import WorkerPool
@@ -29,12 +28,7 @@ def open_context(settings: Settings) -> Context:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database(settings.database_url)
     db.create_schema()
-    store = (
-        parse_store_url(settings.store)
-        if settings.store
-        else LocalStore(settings.data_dir / "files")
-    )
-    return Context(settings=settings, db=db, store=store)
+    return Context(settings=settings, db=db, store=parse_store_url(settings.store_url))
 
 
 def write_secret_file(path: Path, data: dict[str, object]) -> None:

@@ -98,6 +98,11 @@ class Settings:
         return self.worker_slots
 
     @property
+    def store_url(self) -> str:
+        """``store``, or the data folder's ``files`` (the embedded default)."""
+        return self.store or str(self.data_dir / "files")
+
+    @property
     def database_url(self) -> str:
         return self.db or f"sqlite:///{(self.data_dir / 'anigraph.db').resolve()}"
 
