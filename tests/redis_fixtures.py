@@ -2,7 +2,8 @@
 
 Loaded with ``pytest_plugins = ["redis_fixtures"]``. ``redis_server`` (session scope) runs one
 server on a free loopback port with persistence off; ``RedisServer.restart`` stops it and starts
-it again on the same port (what the chaos tests need: the clients keep their URL). Without the
+it again on the same port (what the chaos tests need: the clients keep their URL), and
+``RedisServer.frozen`` makes it hang without closing anything. Without the
 binary the tests skip with the reason, unless ``CI`` is set: then they fail, so a CI that forgot
 to install Redis cannot pass by skipping.
 """
@@ -11,10 +12,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -78,6 +81,18 @@ class RedisServer:
         else:
             process.terminate()
         process.wait(10)
+
+    @contextmanager
+    def frozen(self) -> Iterator[None]:
+        """The server stopped with SIGSTOP for the block: connections are accepted by the
+        kernel but nothing is ever answered, like a hung server or a network that drops
+        packets (a refused connection would be the easy case)."""
+        assert self._process is not None, "not running"
+        self._process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            self._process.send_signal(signal.SIGCONT)
 
     def restart(self, down_seconds: float = 0.0, kill: bool = False) -> None:
         """Stop the server (SIGKILL with ``kill``), stay down ``down_seconds``, start it again."""

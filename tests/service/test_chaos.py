@@ -3,8 +3,9 @@ processes on PostgreSQL, S3 and Redis, driven by the official SDK.
 
 - A worker killed with -9 in the middle of a task: the other one takes the task over when the
   lease expires and finishes it; subtasks finished before the kill are kept.
-- Redis stopped and started again mid-run: tasks submitted before, during and after all finish;
-  the API keeps accepting tasks while Redis is down; the Celery worker reconnects.
+- Redis frozen, then stopped and started again mid-run: tasks submitted before, during and after
+  all finish; the API keeps accepting tasks at once while Redis hangs or is down; the Celery
+  worker reconnects.
 - PostgreSQL stopped and started again mid-run: the API answers errors while it is down and
   recovers; every task finishes.
 - Messages lost: one purged from Redis before any worker saw it, and one taken by a Celery
@@ -223,6 +224,12 @@ def test_redis_restart_mid_run(
         lambda: any(cluster.task(t).status == "PROCESSING" for t in before), "a task to start"
     )
 
+    # A Redis that hangs (accepts, never answers): the API still answers at once.
+    with redis_server.frozen():
+        started = time.monotonic()
+        hung = light_task(vod, file_id)
+        assert time.monotonic() - started < 5.0
+
     redis_server.stop()
     during: list[str] = []
     for _ in range(2):
@@ -234,7 +241,7 @@ def test_redis_restart_mid_run(
     redis_server.start()
     after = [light_task(vod, file_id) for _ in range(2)]
 
-    check_done_exactly_once(cluster, [*before, *during, *after], timeout=120)
+    check_done_exactly_once(cluster, [*before, hung, *during, *after], timeout=120)
     assert claim_loop.alive and celery.alive and cluster.api.process is not None
     assert cluster.api.process.poll() is None
     # Both ends of the queue reconnected: a task that only a wake-up message can start (the

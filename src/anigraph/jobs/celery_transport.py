@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import threading
 from datetime import timedelta
 from typing import Final
@@ -56,6 +57,13 @@ from anigraph.settings import Settings
 log = logging.getLogger(__name__)
 
 TASK_NAME: Final = "anigraph.run_task"
+MAX_PENDING_WAKES: Final = 10_000
+"""Wake-ups a process keeps while the broker is slow to take them (a few bytes each)."""
+PUBLISHER_IDLE_SECONDS: Final = 5.0
+BROKER_CONNECT_TIMEOUT_SECONDS: Final = 5.0
+BROKER_SOCKET_TIMEOUT_SECONDS: Final = 15.0
+"""Past this a broker that stopped answering counts as gone (reconnect), instead of holding a
+publisher or an ack forever; above the 1 s BRPOP a waiting worker issues."""
 VISIBILITY_MARGIN_SECONDS: Final = 600.0
 TIME_LIMIT_MARGIN_SECONDS: Final = 300.0
 
@@ -153,7 +161,12 @@ def make_celery(
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_time_limit=int(deadline + TIME_LIMIT_MARGIN_SECONDS),
-        broker_transport_options={"visibility_timeout": int(deadline + VISIBILITY_MARGIN_SECONDS)},
+        broker_transport_options={
+            "visibility_timeout": int(deadline + VISIBILITY_MARGIN_SECONDS),
+            "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_SECONDS,
+            "socket_timeout": BROKER_SOCKET_TIMEOUT_SECONDS,
+        },
+        broker_connection_timeout=BROKER_CONNECT_TIMEOUT_SECONDS,
         task_serializer="json",
         accept_content=["json"],
         result_serializer="json",
@@ -211,17 +224,67 @@ def publish_wake(app: Celery, task_id: str | None = None) -> bool:
 
 
 class CeleryWaker:
-    """Suitable for ``ctx.wake_workers``: calling it publishes a wake-up for any task."""
+    """Suitable for ``ctx.wake_workers``: calling it publishes a wake-up for any task.
 
-    def __init__(self, app: Celery) -> None:
+    Publishing happens on a thread of its own, in order: the request that created the task
+    answers at once whatever Redis does. Down or restarting costs a failed connect, but a Redis
+    that accepts connections and never answers (frozen, or behind a network that drops packets)
+    would otherwise hold the request until the client gives up, and a client without a
+    SessionId then retries into a second task. Up to ``max_pending`` wake-ups wait their turn;
+    beyond that they are dropped with a warning (the claim loop finds their tasks).
+    """
+
+    def __init__(self, app: Celery, *, max_pending: int = MAX_PENDING_WAKES) -> None:
         self.app = app
+        self._pending: queue.Queue[str | None] = queue.Queue(max_pending)
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+        self._dropping = False
 
     def __call__(self) -> None:
-        publish_wake(self.app, None)
+        self._submit(None)
 
     def notify(self, task_id: str) -> None:
         """Wake a worker for one task (a message that names the task)."""
-        publish_wake(self.app, task_id)
+        self._submit(task_id)
+
+    def _submit(self, task_id: str | None) -> None:
+        with self._lock:
+            try:
+                self._pending.put_nowait(task_id)
+            except queue.Full:
+                if not self._dropping:
+                    self._dropping = True
+                    log.warning(
+                        "%d wake-ups wait for the broker: dropping new ones until it catches up",
+                        self._pending.maxsize,
+                    )
+                return
+            # Started when there is work, in the process that publishes (a forked child has the
+            # object but not the thread); it ends when idle, so a dropped waker leaves nothing.
+            if self._thread is None or self._pid != os.getpid():
+                self._thread = threading.Thread(
+                    target=self._publish, name="anigraph-wake-publisher", daemon=True
+                )
+                self._pid = os.getpid()
+                self._thread.start()
+
+    def _publish(self) -> None:
+        while True:
+            try:
+                task_id = self._pending.get(timeout=PUBLISHER_IDLE_SECONDS)
+            except queue.Empty:
+                with self._lock:  # _submit puts and checks the thread under this lock too
+                    if self._pending.empty():
+                        self._thread = None
+                        self._dropping = False
+                        return
+                continue
+            try:
+                publish_wake(self.app, task_id)
+            finally:
+                self._pending.task_done()
 
 
 def worker_argv(
