@@ -42,4 +42,3 @@ def test_worker_slots(workers: int, queue: str, serve: int, worker: int) -> None
     configured = Settings(workers=workers, queue=queue)
     assert configured.serve_slots == serve
     assert configured.worker_slots == worker
-
