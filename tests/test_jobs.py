@@ -659,6 +659,8 @@ def test_engine_input_errors_fail_without_retry(
         40000,
     )
     assert sample(metrics, "anigraph_task_retries_total") == 0
+    # The key chosen for the output before the engine ran is not kept on an ended subtask.
+    assert "_pending_key" not in load_task(ctx, task_id).subtasks[0]
 
 
 def test_broken_custom_template_fails_as_configuration_unsupported(
@@ -804,6 +806,54 @@ def test_lost_lease_kills_the_job_and_writes_nothing(
     assert task.subtasks[0]["_attempts"] == 0
     assert outputs(ctx, task_id) == []
     assert staging_leftovers(ctx) == []
+
+
+def output_objects(ctx: Context) -> set[str]:
+    return {listed.key for listed in ctx.store.list_objects() if "/output/" in listed.key}
+
+
+class _Died(BaseException):
+    """Stands for the process vanishing (kill -9): no handler of the runner may run after it."""
+
+
+def test_an_output_stored_but_never_recorded_is_deleted_by_the_next_owner(
+    tmp_path: Path, metrics: Metrics, small_clip: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    ctx = make_ctx(tmp_path, clock)
+    task_id = add_task(ctx, add_media(ctx, small_clip))
+    task_id, first = claim(ctx)
+    real_record = leases.record_subtask
+
+    def die_when_recording_the_output(*args: Any, **kwargs: Any) -> bool:
+        if kwargs.get("output_row", args[5] if len(args) > 5 else None) is not None:
+            raise _Died
+        return real_record(*args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(leases, "record_subtask", die_when_recording_the_output)
+        patched.setattr(ctx.store, "delete", lambda key: False)  # the dead clean up nothing
+        with pytest.raises(_Died):
+            run_claimed(ctx, task_id, first, metrics)
+    stranded = output_objects(ctx)
+    assert len(stranded) == 1 and outputs(ctx, task_id) == []
+    # The key was recorded before the object was stored: that is how the next owner finds it.
+    assert {load_task(ctx, task_id).subtasks[0]["_pending_key"]} == stranded
+
+    clock.advance(ctx.settings.lease_seconds + 1)
+    assert claim(ctx)[0] == task_id
+    second = load_task(ctx, task_id).lease_owner
+    assert second is not None and second != first
+    assert run_claimed(ctx, task_id, second, metrics) is Outcome.FINISHED
+
+    rows = outputs(ctx, task_id)
+    assert len(rows) == 1 and output_objects(ctx) == {rows[0].store_key}
+    assert not stranded & output_objects(ctx)
+    task = load_task(ctx, task_id)
+    assert (task.status, task.attempt) == ("FINISH", 2)
+    assert "_pending_key" not in task.subtasks[0]
+    assert task.subtasks[0]["_output_key"] == rows[0].store_key
+    assert sub(ctx, task_id)["Status"] == "SUCCESS"
 
 
 def test_run_claimed_refuses_a_task_it_does_not_own(tmp_path: Path, metrics: Metrics) -> None:

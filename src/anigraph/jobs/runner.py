@@ -42,6 +42,10 @@ RELEASE: Final = "release"
 """Cancel reason: this worker is shutting down; hand the task back as WAITING."""
 
 PROGRESS_WRITE_SECONDS: Final = 0.5
+PENDING_KEY: Final = "_pending_key"
+"""Subtask entry member: the store key its output will be written under, recorded (fenced)
+before the run stores anything, so that whoever takes an interrupted subtask over can delete an
+object its predecessor stored but never got to record."""
 CONTENT_TYPES: Final = {OutputFormat.GIF: "image/gif", OutputFormat.WEBP: "image/webp"}
 
 
@@ -209,6 +213,16 @@ class _Run:
             return self._retry_or_fail(index, error, started)
 
         try:
+            try:
+                self._discard_stale_output(entry)
+            except Exception as exc:  # the store hiccuped: transient, like preparing
+                log.exception(
+                    "task %s subtask %d: deleting a stale output failed", self.task_id, index
+                )
+                error = TaskError(ErrCodeExt.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}")
+                return self._retry_or_fail(index, error, started)
+            key = self.ctx.store.new_key(self.sub_app_id, "output", f".{params.format.value}")
+            entry[PENDING_KEY] = key
             result["BeginProcessTime"] = result.get("BeginProcessTime") or iso(self.ctx.now())
             result["Progress"] = 0
             if not self._write(index, entry):
@@ -234,7 +248,19 @@ class _Run:
         finally:
             if source.temporary:
                 source.path.unlink(missing_ok=True)
-        return self._succeed(index, definition, params, staged, made, started)
+        return self._succeed(index, key, definition, params, staged, made, started)
+
+    def _discard_stale_output(self, entry: dict[str, Any]) -> None:
+        """Delete what a former owner of this subtask may have stored under its pending key.
+
+        Its output was never recorded (the subtask has not ended), so nothing refers to it. A
+        former owner that is still alive and stores it later fails its fenced write and deletes
+        the object itself.
+        """
+        stale = entry.get(PENDING_KEY)
+        if isinstance(stale, str) and stale and self.ctx.store.delete(stale):
+            log.warning("task %s: deleted the unrecorded output %s", self.task_id, stale)
+        entry.pop(PENDING_KEY, None)
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -341,13 +367,13 @@ class _Run:
     def _succeed(
         self,
         index: int,
+        key: str,
         definition: int,
         params: AnimateParams,
         staged: Path,
         made: Result,
         started: float,
     ) -> Outcome | None:
-        key = self.ctx.store.new_key(self.sub_app_id, "output", f".{params.format.value}")
         try:
             self.ctx.store.put_file(key, staged, CONTENT_TYPES[params.format], move=True)
         except Exception as exc:
@@ -378,6 +404,7 @@ class _Run:
             Progress=100,
             FinishTime=iso(now),
         )
+        entry.pop(PENDING_KEY, None)
         entry["_output_key"] = key  # readers build the Url from it (services.tasks.OUTPUT_KEY)
         row = MediaOutput(
             file_id=self.file_id,
@@ -408,6 +435,10 @@ class _Run:
     def _fail(self, index: int, error: TaskError, started: float) -> Outcome | None:
         log.info("task %s subtask %d failed: %s", self.task_id, index, error)
         entry = copy.deepcopy(self.subtasks[index])
+        try:
+            self._discard_stale_output(entry)
+        except Exception:  # the failure stands; the key stays recorded for an operator
+            log.exception("task %s subtask %d: deleting a stale output failed", self.task_id, index)
         result = leases.subtask_result(entry)
         now = iso(self.ctx.now())
         result.update(
