@@ -75,7 +75,8 @@ def run_one(ctx: Context, task_id: str) -> None:
 def process(ctx: Context, clip: Path) -> tuple[str, str, str]:
     """Run one Procedure task with one GIF output; (FileId, TaskId, the output's key)."""
     file_id = add_media(ctx, clip)
-    task_id = add_task(ctx, file_id, [entry(20000, 0.0, 0.5)])
+    # Created now, not at the fixtures' fixed T0: task queries see only the last three days.
+    task_id = add_task(ctx, file_id, [entry(20000, 0.0, 0.5)], created_at=ctx.now())
     run_one(ctx, task_id)
     (row,) = outputs(ctx, task_id)
     return file_id, task_id, row.store_key
