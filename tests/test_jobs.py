@@ -7,6 +7,7 @@ child (``jobs_fixtures``), and lease expiry is driven by a settable clock.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import subprocess
@@ -14,7 +15,9 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +26,17 @@ from sqlalchemy import delete, update
 
 from anigraph.db.models import Media, Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
-from anigraph.jobs import child, leases
+from anigraph.jobs import child, leases, pull
 from anigraph.jobs.pool import WorkerPool, new_owner
 from anigraph.jobs.runner import Outcome, run_claimed, staging_dir, sweep_staging
 from anigraph.media.types import AnimateParams, Limits, OutputFormat
 from anigraph.metrics import Metrics
 from anigraph.services.context import Context
+from anigraph.services.pull import PullRequest, create_pull_task
 from anigraph.storage.local import LocalStore
 from jobs_fixtures import (
     OTHER_SUB_APP,
+    SUB_APP,
     T0,
     Clock,
     add_media,
@@ -854,6 +859,66 @@ def test_an_output_stored_but_never_recorded_is_deleted_by_the_next_owner(
     assert "_pending_key" not in task.subtasks[0]
     assert task.subtasks[0]["_output_key"] == rows[0].store_key
     assert sub(ctx, task_id)["Status"] == "SUCCESS"
+
+
+@pytest.fixture
+def web(small_clip: Path) -> Iterator[str]:
+    """A loopback HTTP server over the small clip's folder; its base URL."""
+    handler = functools.partial(QuietFiles, directory=str(small_clip.parent))
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+class QuietFiles(SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def media_objects(ctx: Context) -> set[str]:
+    return {listed.key for listed in ctx.store.list_objects() if "/media/" in listed.key}
+
+
+def test_a_pulled_file_stored_but_never_recorded_is_deleted_by_the_next_owner(
+    tmp_path: Path, metrics: Metrics, small_clip: Path, web: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = Clock()
+    ctx = make_ctx(tmp_path, clock, allow_private_networks="127.0.0.1/32")
+    task_id = create_pull_task(ctx, SUB_APP, PullRequest(media_url=f"{web}/{small_clip.name}"))
+    claimed, first = claim(ctx)
+    assert claimed == task_id
+
+    def die(*args: Any, **kwargs: Any) -> None:
+        raise _Died  # between storing the object and the transaction that records it
+
+    with monkeypatch.context() as patched:
+        patched.setattr(pull, "_finish", die)
+        patched.setattr(ctx.store, "delete", lambda key: False)  # the dead clean up nothing
+        with pytest.raises(_Died):
+            run_claimed(ctx, task_id, first, metrics)
+    stranded = media_objects(ctx)
+    assert len(stranded) == 1
+    assert {(load_task(ctx, task_id).payload or {})["_pending_key"]} == stranded
+
+    clock.advance(ctx.settings.lease_seconds + 1)
+    assert claim(ctx)[0] == task_id
+    second = load_task(ctx, task_id).lease_owner
+    assert second is not None and second != first
+    assert run_claimed(ctx, task_id, second, metrics) is Outcome.FINISHED
+
+    task = load_task(ctx, task_id)
+    payload = task.payload or {}
+    assert task.status == "FINISH" and "_pending_key" not in payload
+    with ctx.db.session() as session:
+        media_row = session.get(Media, payload["Result"]["FileId"])
+        assert media_row is not None
+        assert media_objects(ctx) == {media_row.store_key}
+    assert not stranded & media_objects(ctx)
 
 
 def test_run_claimed_refuses_a_task_it_does_not_own(tmp_path: Path, metrics: Metrics) -> None:

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
+from anigraph.jobs import leases
 from anigraph.net import Unsupported, hls
 from anigraph.net import fetch as net_fetch
 from anigraph.notify.config import address_policy
@@ -70,10 +72,27 @@ def download(ctx: Context, url: str, staging: Path, media_type: str = "") -> Dow
         raise _fetch_error(error) from error
 
 
+def discard_unrecorded(ctx: Context, task: Task) -> None:
+    """Delete the object a former owner of ``task`` stored under the payload's pending key but
+    never recorded (it died in between): nothing refers to it."""
+    stale = (task.payload or {}).get(leases.PENDING_KEY)
+    if isinstance(stale, str) and stale and ctx.store.delete(stale):
+        log.warning("task %s: deleted the unrecorded media object %s", task.task_id, stale)
+
+
+def discard_unrecorded_quietly(ctx: Context, task: Task) -> None:
+    """:func:`discard_unrecorded` where the task fails anyway: a store error is only logged."""
+    try:
+        discard_unrecorded(ctx, task)
+    except Exception:
+        log.exception("task %s: deleting an unrecorded media object failed", task.task_id)
+
+
 def store_download(
-    ctx: Context, sub_app_id: int, downloaded: Downloaded
-) -> tuple[str, int, dict[str, Any]]:
-    """Probe the download and move it into the store: (store key, size, MetaData)."""
+    ctx: Context, task: Task, owner: str, downloaded: Downloaded
+) -> tuple[str, int, dict[str, Any]] | None:
+    """Probe the download and move it into the store: (store key, size, MetaData); None when
+    ``owner`` lost the task. The key is recorded on the task before the object is stored."""
     try:
         meta = media.probe_file(ctx, downloaded.path)
     except TaskError:
@@ -81,6 +100,15 @@ def store_download(
         raise
     suffix = f".{downloaded.media_type}" if downloaded.media_type != "m3u8" else ".ts"
     content_type = mimetypes.guess_type(f"x{suffix}")[0] or "application/octet-stream"
-    key = ctx.store.new_key(sub_app_id, "media", suffix)
+    key = ctx.store.new_key(task.sub_app_id, "media", suffix)
+    try:
+        discard_unrecorded(ctx, task)
+        recorded = leases.record_pending_key(ctx, task.task_id, owner, key)
+    except Exception as exc:  # the database or the store hiccuped: transient
+        downloaded.path.unlink(missing_ok=True)
+        raise TaskError(ErrCodeExt.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}") from exc
+    if not recorded:
+        downloaded.path.unlink(missing_ok=True)
+        return None
     stored = ctx.store.put_file(key, downloaded.path, content_type, move=True)
     return key, stored.size, meta

@@ -43,6 +43,12 @@ SUB_PROCESSING: Final = "PROCESSING"
 SUB_SUCCESS: Final = "SUCCESS"
 SUB_FAIL: Final = "FAIL"
 
+PENDING_KEY: Final = "_pending_key"
+"""Member of a subtask entry (an output) or of a task's payload (a fetched source): the store
+key the worker will write its object under, recorded (fenced) before it stores anything, so
+that whoever takes the work over can delete an object its predecessor stored but never got to
+record. Removed once the object is recorded."""
+
 FinishHook = Callable[[Session, Task], None]
 
 on_finish: list[FinishHook] = []
@@ -223,6 +229,22 @@ def record_subtask(
             for hook in list(on_subtask_change):
                 hook(session, task, index)
         return True
+
+
+def record_pending_key(ctx: Context, task_id: str, owner: str, key: str) -> bool:
+    """Note ``key`` as the task payload's :data:`PENDING_KEY` if ``owner`` holds the task."""
+    with ctx.db.session() as session:
+        task = _owned(ctx, session, task_id, owner)
+        if task is None:
+            return False
+        task.payload = {**(task.payload or {}), PENDING_KEY: key}
+        flag_modified(task, "payload")
+        return True
+
+
+def without_pending_key(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """A copy of a task payload without its :data:`PENDING_KEY` (the object is recorded)."""
+    return {name: value for name, value in (payload or {}).items() if name != PENDING_KEY}
 
 
 def finish(ctx: Context, task_id: str, owner: str) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
-from anigraph.jobs.ingest import download, store_download
+from anigraph.jobs.ingest import discard_unrecorded_quietly, download, store_download
 from anigraph.jobs.runner import Outcome, retry_task_later, staging_dir
 from anigraph.metrics import Metrics
 from anigraph.notify.outbox import emit
@@ -34,7 +34,7 @@ def _finish(
         task = leases.owned(ctx, session, task_id, owner)
         if task is None:
             return None
-        payload = copy.deepcopy(task.payload or {})
+        payload = copy.deepcopy(leases.without_pending_key(task.payload))
         result: dict[str, Any] = payload.setdefault("Result", {})
         fill(session, task, result)
         result["Status"] = "FINISH"
@@ -50,12 +50,14 @@ def _finish(
         return task
 
 
-def _fail(ctx: Context, task_id: str, owner: str, error: TaskError) -> Outcome:
+def _fail(ctx: Context, task: Task, owner: str, error: TaskError) -> Outcome:
+    discard_unrecorded_quietly(ctx, task)
+
     def fill(_session: Session, _task: Task, result: dict[str, Any]) -> None:
         result["ErrCode"] = error.code.legacy_code
         result["Message"] = f"{error.code.value}: {error.message}"
 
-    return Outcome.FINISHED if _finish(ctx, task_id, owner, fill) else Outcome.LOST
+    return Outcome.FINISHED if _finish(ctx, task.task_id, owner, fill) else Outcome.LOST
 
 
 def run_pull(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome:
@@ -63,11 +65,12 @@ def run_pull(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome:
     task_id, sub_app_id = task.task_id, task.sub_app_id
     try:
         downloaded = download(ctx, request["media_url"], staging_dir(ctx), request["media_type"])
-        key, size, meta = store_download(ctx, sub_app_id, downloaded)
+        stored = store_download(ctx, task, owner, downloaded)
     except TaskError as error:
-        return retry_task_later(ctx, task, owner, metrics, error) or _fail(
-            ctx, task_id, owner, error
-        )
+        return retry_task_later(ctx, task, owner, metrics, error) or _fail(ctx, task, owner, error)
+    if stored is None:
+        return Outcome.LOST
+    key, size, meta = stored
 
     started: list[str] = []
 
@@ -127,12 +130,16 @@ def ingest_url(ctx: Context, task: Task, owner: str) -> str | None:
     """
     url = str((task.payload or {}).get("Url", ""))
     downloaded = download(ctx, url, staging_dir(ctx))
-    key, size, meta = store_download(ctx, task.sub_app_id, downloaded)
+    stored = store_download(ctx, task, owner, downloaded)
+    if stored is None:
+        return None
+    key, size, meta = stored
     with ctx.db.session() as session:
         owned = leases.owned(ctx, session, task.task_id, owner)
         if owned is None:
             ctx.store.delete(key)
             return None
+        owned.payload = leases.without_pending_key(owned.payload)
         row = media.insert_media(
             session,
             ctx,
@@ -150,6 +157,7 @@ def ingest_url(ctx: Context, task: Task, owner: str) -> str | None:
 
 def fail_all_subtasks(ctx: Context, task: Task, owner: str, error: TaskError) -> Outcome:
     """The source could not be had: every subtask fails with the same code, the task ends."""
+    discard_unrecorded_quietly(ctx, task)
     now = iso(ctx.now())
     for index, entry in enumerate(task.subtasks):
         updated = copy.deepcopy(entry)

@@ -42,10 +42,7 @@ RELEASE: Final = "release"
 """Cancel reason: this worker is shutting down; hand the task back as WAITING."""
 
 PROGRESS_WRITE_SECONDS: Final = 0.5
-PENDING_KEY: Final = "_pending_key"
-"""Subtask entry member: the store key its output will be written under, recorded (fenced)
-before the run stores anything, so that whoever takes an interrupted subtask over can delete an
-object its predecessor stored but never got to record."""
+PENDING_KEY: Final = leases.PENDING_KEY
 CONTENT_TYPES: Final = {OutputFormat.GIF: "image/gif", OutputFormat.WEBP: "image/webp"}
 
 
