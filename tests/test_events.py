@@ -142,7 +142,13 @@ def test_listeners_are_woken_after_commit_only(ctx: Context) -> None:
         with ctx.db.session() as session:
             seen.append(int(session.scalar(select(func.count(OutboxEvent.id))) or 0))
 
-    outbox.add_listener(listener)
+    pushed: list[str] = []
+
+    def push_listener() -> None:
+        pushed.append("woken")
+
+    outbox.add_listener(listener, outbox.PULL)
+    outbox.add_listener(push_listener, outbox.PUSH)
     try:
         with ctx.db.session() as session:
             outbox.emit(session, ctx, SUB_APP, "FileDeleted", {"FileIdSet": ["1"]})
@@ -153,8 +159,17 @@ def test_listeners_are_woken_after_commit_only(ctx: Context) -> None:
             outbox.emit(session, ctx, SUB_APP, "FileDeleted", {"FileIdSet": ["3"]})
             raise RuntimeError
         assert seen == [2]
+        # PULL events wake PULL consumers only; a PUSH event wakes the PUSH ones.
+        assert pushed == []
+        configure(
+            ctx, mode="PUSH", notification_url="https://hooks.example.com/vod", delete_switch="ON"
+        )
+        with ctx.db.session() as session:
+            outbox.emit(session, ctx, SUB_APP, "FileDeleted", {"FileIdSet": ["4"]})
+        assert (pushed, seen) == (["woken"], [2])
     finally:
-        outbox.remove_listener(listener)
+        outbox.remove_listener(listener, outbox.PULL)
+        outbox.remove_listener(push_listener, outbox.PUSH)
 
 
 # -- the PULL queue ------------------------------------------------------------------------

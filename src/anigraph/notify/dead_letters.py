@@ -58,7 +58,7 @@ def replay(ctx: Context, event_id: int) -> None:
         if event is None or event.state != outbox.DEAD:
             raise NotDead(event_id)
         _revive(event, ctx)
-    outbox.notify_listeners()
+    outbox.notify_listeners(outbox.PUSH)  # only PUSH events die
 
 
 def replay_all(ctx: Context, sub_app_id: int | None = None) -> int:
@@ -71,5 +71,5 @@ def replay_all(ctx: Context, sub_app_id: int | None = None) -> int:
         for event in events:
             _revive(event, ctx)
     if events:
-        outbox.notify_listeners()
+        outbox.notify_listeners(outbox.PUSH)  # only PUSH events die
     return len(events)

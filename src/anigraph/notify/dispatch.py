@@ -188,14 +188,14 @@ class EventDispatcher:
             return
         self._stopping.clear()
         self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="callback")
-        outbox.add_listener(self.wake)
+        outbox.add_listener(self.wake, outbox.PUSH)
         self._thread = threading.Thread(target=self._loop, name="event-dispatcher", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop claiming; let sends in flight end (each bounded by the timeout), hand back the
         rest of their claims so that the next start sends them at once."""
-        outbox.remove_listener(self.wake)
+        outbox.remove_listener(self.wake, outbox.PUSH)
         self._stopping.set()
         self._wake.set()
         if self._thread is not None:

@@ -51,28 +51,30 @@ def config_of(session: Session, sub_app_id: int) -> EventConfig | None:
 
 # -- in-process wake-ups -----------------------------------------------------------------------
 
-_listeners: list[Callable[[], None]] = []
+_listeners: dict[str, list[Callable[[], None]]] = {PUSH: [], PULL: []}
+"""Per mode: a commit of PULL events wakes the PullEvents waiters, not the PUSH dispatcher
+(whose look at the table would find nothing to send), and the other way round."""
 _listeners_lock = threading.Lock()
 _PENDING_KEY: Final = "anigraph.outbox.pending"
 _HOOKED_KEY: Final = "anigraph.outbox.hooked"
 
 
-def add_listener(listener: Callable[[], None]) -> None:
-    """Call ``listener()`` after every commit that wrote an event (in this process)."""
+def add_listener(listener: Callable[[], None], mode: str) -> None:
+    """Call ``listener()`` after every commit that wrote an event of ``mode`` (in this process)."""
     with _listeners_lock:
-        _listeners.append(listener)
+        _listeners[mode].append(listener)
 
 
-def remove_listener(listener: Callable[[], None]) -> None:
+def remove_listener(listener: Callable[[], None], mode: str) -> None:
     with _listeners_lock:
-        if listener in _listeners:
-            _listeners.remove(listener)
+        if listener in _listeners[mode]:
+            _listeners[mode].remove(listener)
 
 
-def notify_listeners() -> None:
-    """Wake the consumers: new events, or events made due again (replay)."""
+def notify_listeners(mode: str) -> None:
+    """Wake the consumers of ``mode``: new events, or events made due again (replay)."""
     with _listeners_lock:
-        listeners = list(_listeners)
+        listeners = list(_listeners[mode])
     for listener in listeners:
         try:
             listener()
@@ -81,13 +83,13 @@ def notify_listeners() -> None:
 
 
 def _after_commit(session: Session) -> None:
-    if session.info.pop(_PENDING_KEY, False):
-        notify_listeners()
+    for mode in sorted(session.info.pop(_PENDING_KEY, ())):
+        notify_listeners(mode)
 
 
-def _notify_after_commit(session: Session) -> None:
+def _notify_after_commit(session: Session, mode: str) -> None:
     # Waking before the commit would let a consumer look before the row is visible.
-    session.info[_PENDING_KEY] = True
+    session.info.setdefault(_PENDING_KEY, set()).add(mode)
     if not session.info.get(_HOOKED_KEY):
         session.info[_HOOKED_KEY] = True
         sa_event.listen(session, "after_commit", _after_commit)
@@ -130,5 +132,5 @@ def emit(
         delivered_at=None,
     )
     session.add(event)
-    _notify_after_commit(session)
+    _notify_after_commit(session, mode)
     return event

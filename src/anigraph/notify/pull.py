@@ -75,7 +75,7 @@ class _Signal:
 
 
 _signal = _Signal()
-outbox.add_listener(_signal.bump)
+outbox.add_listener(_signal.bump, outbox.PULL)
 
 
 def _pullable(sub_app_id: int, now: datetime) -> Any:
