@@ -8,6 +8,7 @@ child (``jobs_fixtures``), and lease expiry is driven by a settable clock.
 from __future__ import annotations
 
 import functools
+import hashlib
 import multiprocessing
 import os
 import subprocess
@@ -607,6 +608,8 @@ def test_real_clip_end_to_end(tmp_path: Path, metrics: Metrics, small_clip: Path
         assert (stored.size, stored.md5) == (output["Size"], output["Md5"])
         path = ctx.store.local_path(row.store_key)
         assert path is not None
+        # The store keeps the engine's MD5 without hashing again: it must be the bytes' own.
+        assert hashlib.md5(path.read_bytes()).hexdigest() == output["Md5"]
         animation = decode_animation(path)
         assert (animation.width, animation.height) == (width, height)
     # Preset 20000 is 2 fps: the 0.5–1.5 s segment shows source frames 5 and 10.

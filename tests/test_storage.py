@@ -187,6 +187,17 @@ def test_put_file_move_consumes_source(store: Store, source: Path) -> None:
     assert obj.modified > old + 3600, "modified is the publication time, not the scratch file's"
 
 
+def test_put_file_with_a_known_md5_keeps_it_and_the_content(store: Store, source: Path) -> None:
+    data = source.read_bytes()
+    for move in (False, True):
+        key = store.new_key(1, "output", ".gif")
+        obj = store.put_file(key, source, "image/gif", move=move, md5=md5_hex(data))
+        assert obj == store.stat(key)
+        assert (obj.md5, obj.etag, obj.size) == (md5_hex(data), f'"{md5_hex(data)}"', len(data))
+        assert read_all(store, key) == data
+    assert not source.exists()
+
+
 def test_stat_open_delete_missing(store: Store) -> None:
     key = store.new_key(1, "output", ".gif")
     assert store.stat(key) is None

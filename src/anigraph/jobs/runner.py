@@ -372,7 +372,9 @@ class _Run:
         started: float,
     ) -> Outcome | None:
         try:
-            self.ctx.store.put_file(key, staged, CONTENT_TYPES[params.format], move=True)
+            self.ctx.store.put_file(
+                key, staged, CONTENT_TYPES[params.format], move=True, md5=made.Md5
+            )
         except Exception as exc:
             log.exception("task %s subtask %d: storing the output failed", self.task_id, index)
             staged.unlink(missing_ok=True)

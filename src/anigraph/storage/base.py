@@ -87,12 +87,20 @@ class Store(Protocol):
         ...
 
     def put_file(
-        self, key: str, source: Path, content_type: str, *, move: bool = False
+        self,
+        key: str,
+        source: Path,
+        content_type: str,
+        *,
+        move: bool = False,
+        md5: str | None = None,
     ) -> StoredObject:
         """Store the content of ``source`` under ``key`` and return its metadata.
 
         With ``move=True`` the source file is consumed (renamed into place when possible),
-        which saves a copy for engine outputs written to a scratch file first.
+        which saves a copy for engine outputs written to a scratch file first. ``md5`` is the
+        content's MD5 (hex) when the caller already computed it from the final bytes (the
+        engine does): the store then does not read the file again to hash it.
         """
         ...
 

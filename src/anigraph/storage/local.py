@@ -129,7 +129,13 @@ class LocalStore:
         return keys.new_key(sub_app_id, kind, suffix)
 
     def put_file(
-        self, key: str, source: Path, content_type: str, *, move: bool = False
+        self,
+        key: str,
+        source: Path,
+        content_type: str,
+        *,
+        move: bool = False,
+        md5: str | None = None,
     ) -> StoredObject:
         lexical, _ = self._paths(key)
         validate_content_type(content_type)
@@ -146,10 +152,10 @@ class LocalStore:
                         raise
             if moved:
                 os.utime(tmp)  # Last-Modified is the publication time, not the scratch file's.
-                md5 = _hash_path(tmp, fsync=True)
+                digest = _hash_path(tmp, fsync=True) if md5 is None else _fsync_path(tmp, md5)
             else:
-                md5 = _copy_hashing(source, tmp)
-            obj = self._publish(key, tmp, lexical, md5, content_type)
+                digest = _copy_hashing(source, tmp)  # read once anyway: hash what was copied
+            obj = self._publish(key, tmp, lexical, digest, content_type)
         except BaseException:
             if moved:
                 _restore(tmp, source)
@@ -388,6 +394,13 @@ def _hash_stream(handle: BinaryIO) -> str:
     while chunk := handle.read(COPY_CHUNK):
         md5.update(chunk)
     return md5.hexdigest()
+
+
+def _fsync_path(path: Path, md5: str) -> str:
+    """Make ``path``'s data durable without reading it; its known ``md5``."""
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+    return md5
 
 
 def _hash_path(path: Path, *, fsync: bool) -> str:

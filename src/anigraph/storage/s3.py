@@ -136,7 +136,13 @@ class S3Store:
         return keys.new_key(sub_app_id, kind, suffix)
 
     def put_file(
-        self, key: str, source: Path, content_type: str, *, move: bool = False
+        self,
+        key: str,
+        source: Path,
+        content_type: str,
+        *,
+        move: bool = False,
+        md5: str | None = None,
     ) -> StoredObject:
         name = self._name(key)
         validate_content_type(content_type)
@@ -144,7 +150,7 @@ class S3Store:
         # object is immutable afterwards, so the MD5 must be known before the first byte is
         # sent: hash in one sequential pass, then upload (the second read is mostly served from
         # the page cache, and costs far less than the network transfer or a server-side copy).
-        md5 = _hash_file(source)
+        md5 = md5 or _hash_file(source)
         self.client.upload_file(
             str(source),
             self.bucket,
