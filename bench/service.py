@@ -377,10 +377,15 @@ class Row:
 
 def table(rows: list[Row], markdown: bool) -> str:
     engine = {row.processes: row for row in rows if row.kind == "engine"}
-    head = ["row", "processes", "jobs", "wall s", "tasks/min", "ratio vs engine"]
+    head = ["row", "processes", "jobs", "wall s", "tasks/min", "ratio vs engine", "run ratios"]
     body = []
     for row in rows:
-        ratio = row.per_minute / engine[row.processes].per_minute
+        base = engine[row.processes]
+        ratio = row.per_minute / base.per_minute
+        # Engine and service alternate run by run: each pair's ratio shows the spread that the
+        # machine's drift and noise put around the median.
+        pairs = [b / s for b, s in zip(base.walls, row.walls, strict=True)]
+        spread = "–".join(f"{value:.3f}" for value in (min(pairs), max(pairs)))
         body.append(
             [
                 f"{row.kind}×{row.processes}",
@@ -389,6 +394,7 @@ def table(rows: list[Row], markdown: bool) -> str:
                 f"{row.wall:.2f}",
                 f"{row.per_minute:.1f}",
                 f"{ratio:.3f}",
+                spread if row.kind == "service" else "",
             ]
         )
     if markdown:
