@@ -827,6 +827,36 @@ class _Died(BaseException):
     """Stands for the process vanishing (kill -9): no handler of the runner may run after it."""
 
 
+def run_and_die(
+    ctx: Context,
+    task_id: str,
+    owner: str,
+    metrics: Metrics,
+    monkeypatch: pytest.MonkeyPatch,
+    target: Any,
+    name: str,
+    dying: Any,
+) -> None:
+    """Run the claimed task with ``target.name`` replaced by ``dying`` (which raises ``_Died``)
+    and the store's deletes disabled: the process vanishes there, cleaning up nothing."""
+    with monkeypatch.context() as patched:
+        patched.setattr(target, name, dying)
+        patched.setattr(ctx.store, "delete", lambda key: False)
+        with pytest.raises(_Died):
+            run_claimed(ctx, task_id, owner, metrics)
+
+
+def take_over_and_finish(
+    ctx: Context, clock: Clock, task_id: str, first: str, metrics: Metrics
+) -> None:
+    """Let ``first``'s lease expire, claim the task as a new owner and run it to the end."""
+    clock.advance(ctx.settings.lease_seconds + 1)
+    assert claim(ctx)[0] == task_id
+    second = load_task(ctx, task_id).lease_owner
+    assert second is not None and second != first
+    assert run_claimed(ctx, task_id, second, metrics) is Outcome.FINISHED
+
+
 def test_an_output_stored_but_never_recorded_is_deleted_by_the_next_owner(
     tmp_path: Path, metrics: Metrics, small_clip: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -836,26 +866,20 @@ def test_an_output_stored_but_never_recorded_is_deleted_by_the_next_owner(
     task_id, first = claim(ctx)
     real_record = leases.record_subtask
 
-    def die_when_recording_the_output(*args: Any, **kwargs: Any) -> bool:
+    def die_when_recording(*args: Any, **kwargs: Any) -> bool:
         if kwargs.get("output_row", args[5] if len(args) > 5 else None) is not None:
             raise _Died
         return real_record(*args, **kwargs)
 
-    with monkeypatch.context() as patched:
-        patched.setattr(leases, "record_subtask", die_when_recording_the_output)
-        patched.setattr(ctx.store, "delete", lambda key: False)  # the dead clean up nothing
-        with pytest.raises(_Died):
-            run_claimed(ctx, task_id, first, metrics)
+    run_and_die(
+        ctx, task_id, first, metrics, monkeypatch, leases, "record_subtask", die_when_recording
+    )
     stranded = output_objects(ctx)
     assert len(stranded) == 1 and outputs(ctx, task_id) == []
     # The key was recorded before the object was stored: that is how the next owner finds it.
     assert {load_task(ctx, task_id).subtasks[0]["_pending_key"]} == stranded
 
-    clock.advance(ctx.settings.lease_seconds + 1)
-    assert claim(ctx)[0] == task_id
-    second = load_task(ctx, task_id).lease_owner
-    assert second is not None and second != first
-    assert run_claimed(ctx, task_id, second, metrics) is Outcome.FINISHED
+    take_over_and_finish(ctx, clock, task_id, first, metrics)
 
     rows = outputs(ctx, task_id)
     assert len(rows) == 1 and output_objects(ctx) == {rows[0].store_key}
@@ -902,20 +926,12 @@ def test_a_pulled_file_stored_but_never_recorded_is_deleted_by_the_next_owner(
     def die(*args: Any, **kwargs: Any) -> None:
         raise _Died  # between storing the object and the transaction that records it
 
-    with monkeypatch.context() as patched:
-        patched.setattr(pull, "_finish", die)
-        patched.setattr(ctx.store, "delete", lambda key: False)  # the dead clean up nothing
-        with pytest.raises(_Died):
-            run_claimed(ctx, task_id, first, metrics)
+    run_and_die(ctx, task_id, first, metrics, monkeypatch, pull, "_finish", die)
     stranded = media_objects(ctx)
     assert len(stranded) == 1
     assert {(load_task(ctx, task_id).payload or {})["_pending_key"]} == stranded
 
-    clock.advance(ctx.settings.lease_seconds + 1)
-    assert claim(ctx)[0] == task_id
-    second = load_task(ctx, task_id).lease_owner
-    assert second is not None and second != first
-    assert run_claimed(ctx, task_id, second, metrics) is Outcome.FINISHED
+    take_over_and_finish(ctx, clock, task_id, first, metrics)
 
     task = load_task(ctx, task_id)
     payload = task.payload or {}
