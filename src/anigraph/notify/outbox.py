@@ -98,6 +98,18 @@ def _notify_after_commit(session: Session, mode: str) -> None:
 # -- writing -----------------------------------------------------------------------------------
 
 
+def wanted(session: Session, sub_app_id: int, event_type: str) -> bool:
+    """Whether :func:`emit` would write an event of this type for this sub-app: its switch is
+    ON (types that have one), and PUSH mode has a NotificationUrl. Lets a caller skip building
+    a payload nobody will receive."""
+    config = config_of(session, sub_app_id)
+    switch = SWITCHES[event_type]
+    if switch is not None and (config is None or getattr(config, switch) != "ON"):
+        return False
+    mode = config.mode if config is not None else PUSH
+    return not (mode == PUSH and (config is None or not config.notification_url))
+
+
 def emit(
     session: Session, ctx: Context, sub_app_id: int, event_type: str, payload: dict[str, Any]
 ) -> OutboxEvent | None:
@@ -106,13 +118,10 @@ def emit(
     Returns None, writing nothing, when the sub-app's switch for this type is OFF, or when PUSH
     mode has no NotificationUrl (there is nowhere to send it).
     """
-    config = config_of(session, sub_app_id)
-    switch = SWITCHES[event_type]
-    if switch is not None and (config is None or getattr(config, switch) != "ON"):
+    if not wanted(session, sub_app_id, event_type):
         return None
+    config = config_of(session, sub_app_id)  # the session's identity map has it by now
     mode = config.mode if config is not None else PUSH
-    if mode == PUSH and (config is None or not config.notification_url):
-        return None
     now = ctx.now()
     event = OutboxEvent(
         sub_app_id=sub_app_id,

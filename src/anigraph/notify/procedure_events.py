@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from anigraph.db.models import Media, Task
 from anigraph.jobs import leases
-from anigraph.notify.outbox import emit
+from anigraph.notify.outbox import emit, wanted
 from anigraph.services.context import Context
 from anigraph.services.tasks import procedure_task
 
@@ -30,6 +30,8 @@ FINISH_MODES = frozenset({"Finish", "Change", ""})
 
 
 def _emit_state(ctx: Context, session: Session, task: Task) -> None:
+    if not wanted(session, task.sub_app_id, EVENT_TYPE):
+        return  # no event configured (the default): no media lookup, no payload to render
     source = session.get(Media, task.file_id) if task.file_id else None
     emit(session, ctx, task.sub_app_id, EVENT_TYPE, procedure_task(ctx, task, source))
 
