@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
+from anigraph.jobs.runner import discard_pending
 from anigraph.net import Unsupported, hls
 from anigraph.net import fetch as net_fetch
 from anigraph.notify.config import address_policy
@@ -75,9 +76,7 @@ def download(ctx: Context, url: str, staging: Path, media_type: str = "") -> Dow
 def discard_unrecorded(ctx: Context, task: Task) -> None:
     """Delete the object a former owner of ``task`` stored under the payload's pending key but
     never recorded (it died in between): nothing refers to it."""
-    stale = (task.payload or {}).get(leases.PENDING_KEY)
-    if isinstance(stale, str) and stale and ctx.store.delete(stale):
-        log.warning("task %s: deleted the unrecorded media object %s", task.task_id, stale)
+    discard_pending(ctx, dict(task.payload or {}), task.task_id)
 
 
 def discard_unrecorded_quietly(ctx: Context, task: Task) -> None:

@@ -248,16 +248,9 @@ class _Run:
         return self._succeed(index, key, definition, params, staged, made, started)
 
     def _discard_stale_output(self, entry: dict[str, Any]) -> None:
-        """Delete what a former owner of this subtask may have stored under its pending key.
-
-        Its output was never recorded (the subtask has not ended), so nothing refers to it. A
-        former owner that is still alive and stores it later fails its fenced write and deletes
-        the object itself.
-        """
-        stale = entry.get(PENDING_KEY)
-        if isinstance(stale, str) and stale and self.ctx.store.delete(stale):
-            log.warning("task %s: deleted the unrecorded output %s", self.task_id, stale)
-        entry.pop(PENDING_KEY, None)
+        """Delete what a former owner of this subtask may have stored under its pending key
+        (the subtask has not ended, so nothing refers to it) and drop the key from ``entry``."""
+        discard_pending(self.ctx, entry, self.task_id)
 
     # -- inputs ------------------------------------------------------------------------------
 
@@ -485,6 +478,18 @@ class _Run:
             return Outcome.LOST
         self.metrics.task_retries.inc()
         return Outcome.RETRY
+
+
+def discard_pending(ctx: Context, holder: dict[str, Any], task_id: str) -> None:
+    """Delete the object stored under ``holder``'s :data:`PENDING_KEY` (a subtask entry or a
+    task payload), if any, and remove the key from ``holder``.
+
+    The object was never recorded: its writer died between storing and recording it. A writer
+    that is still alive and stores it later fails its fenced write and deletes it itself.
+    """
+    stale = holder.pop(PENDING_KEY, None)
+    if isinstance(stale, str) and stale and ctx.store.delete(stale):
+        log.warning("task %s: deleted the unrecorded object %s", task_id, stale)
 
 
 def retry_delay(ctx: Context, attempts: int) -> float:
