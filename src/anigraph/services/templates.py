@@ -6,11 +6,11 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from anigraph.db.models import SubApp, Template
+from anigraph.db.models import Template
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import (
     FIRST_CUSTOM_DEFINITION,
@@ -80,16 +80,20 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
     )
     check_template(spec, modifying=False)
     with ctx.db.session() as session:
-        # Serialise creations per sub-app (FOR UPDATE on PostgreSQL; SQLite's write lock
-        # already does) so two concurrent requests cannot both pass the 16-template check.
-        session.get(SubApp, sub_app_id, with_for_update=True)
+        # Serialise all creations (a transaction-scoped advisory lock on PostgreSQL; SQLite's
+        # write lock already does): two requests cannot both pass the 16-template check, and
+        # Definitions, shared by all sub-apps, are taken one after the other. Locking only the
+        # sub-app let creations of other sub-apps race for max + 1: under a dozen at once one
+        # could lose ALLOCATION_ATTEMPTS times in a row and fail.
+        if not ctx.db.is_sqlite:
+            session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CREATION_LOCK})
         count = session.scalar(
             select(func.count()).select_from(Template).where(Template.sub_app_id == sub_app_id)
         )
         if (count or 0) >= MAX_CUSTOM_TEMPLATES:
             raise TooManyTemplates(MAX_CUSTOM_TEMPLATES)
-        # Definitions are shared by all sub-apps: another sub-app may take max + 1 at the same
-        # moment, so a collision on the primary key is retried with the next number.
+        # A row written by something else than this path (a copy being moved in) could still
+        # hold max + 1 by the time we insert: retried with the next number.
         for _ in range(ALLOCATION_ATTEMPTS):
             highest = session.scalar(select(func.max(Template.definition)))
             try:
@@ -105,6 +109,7 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
 
 
 ALLOCATION_ATTEMPTS = 5
+CREATION_LOCK = 0x616E6774  # "angt": PostgreSQL advisory lock key of template creation
 
 
 def _new_row(spec: TemplateSpec, sub_app_id: int, definition: int, now: datetime) -> Template:
