@@ -95,6 +95,12 @@ class Template(Base):
     quality: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    # Extension fields (docs/api.md); the server defaults are Tencent's behaviour.
+    max_size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    quality_target: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    segment_mode: Mapped[str] = mapped_column(String(16), default="Fixed", server_default="Fixed")
+    duration: Mapped[float] = mapped_column(Float, default=3.0, server_default="3")
+    loop_mode: Mapped[str] = mapped_column(String(16), default="None", server_default="None")
 
 
 class Media(Base):

@@ -19,6 +19,13 @@ QUALITY_RANGE: Final = (1.0, 100.0)
 CREATE_SIDE_RANGE: Final = (128, 4096)
 MODIFY_SIDE_RANGE: Final = (32, 4096)  # the spec's Modify allows 32, Create 128
 FORMATS: Final = ("gif", "webp")
+# Extensions beyond Tencent's template (docs/api.md); each default is Tencent's behaviour.
+EXTENSION_FORMATS: Final = ("avif", "mp4")
+SEGMENT_MODES: Final = ("Fixed", "Highlight")
+LOOP_MODES: Final = ("None", "Seamless", "Crossfade", "Boomerang")
+QUALITY_TARGET_RANGE: Final = (0.80, 0.99)  # or 0 = off
+DURATION_RANGE: Final = (0.5, 30.0)
+DEFAULT_DURATION: Final = 3.0
 PRESET_TIME: Final = datetime(2018, 7, 17, tzinfo=UTC)
 
 
@@ -45,6 +52,21 @@ class TemplateSpec:
     quality: float
     create_time: datetime
     update_time: datetime
+    max_size: int = 0
+    quality_target: float = 0.0
+    segment_mode: str = "Fixed"
+    duration: float = DEFAULT_DURATION
+    loop_mode: str = "None"
+
+    def uses_extension(self) -> bool:
+        """True when any extension field or format differs from Tencent's behaviour."""
+        return (
+            self.max_size > 0
+            or self.quality_target > 0
+            or self.segment_mode != "Fixed"
+            or self.loop_mode != "None"
+            or self.format in EXTENSION_FORMATS
+        )
 
 
 PRESETS: Final[dict[int, TemplateSpec]] = {

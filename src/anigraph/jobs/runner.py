@@ -29,7 +29,14 @@ from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import PRESETS
 from anigraph.jobs import leases
 from anigraph.jobs.child import Cancel, Cancelled, JobFunction, animate_job, run_job
-from anigraph.media.types import AnimateParams, Limits, OutputFormat, Result
+from anigraph.media.types import (
+    AnimateParams,
+    Limits,
+    LoopMode,
+    OutputFormat,
+    Result,
+    SegmentMode,
+)
 from anigraph.metrics import Metrics
 from anigraph.services.context import Context
 from anigraph.services.wire import iso
@@ -43,7 +50,12 @@ RELEASE: Final = "release"
 
 PROGRESS_WRITE_SECONDS: Final = 0.5
 PENDING_KEY: Final = leases.PENDING_KEY
-CONTENT_TYPES: Final = {OutputFormat.GIF: "image/gif", OutputFormat.WEBP: "image/webp"}
+CONTENT_TYPES: Final = {
+    OutputFormat.GIF: "image/gif",
+    OutputFormat.WEBP: "image/webp",
+    OutputFormat.AVIF: "image/avif",
+    OutputFormat.MP4: "video/mp4",
+}
 
 
 class Outcome(StrEnum):
@@ -299,6 +311,11 @@ class _Run:
                     quality=row.quality,
                     start=start,
                     end=end,
+                    max_size=row.max_size,
+                    quality_target=row.quality_target,
+                    segment_mode=SegmentMode(row.segment_mode),
+                    duration=row.duration,
+                    loop_mode=LoopMode(row.loop_mode),
                 )
             except ValueError:  # a row the template rules would never have let in
                 raise TaskError(
@@ -385,6 +402,9 @@ class _Run:
             "StartTimeOffset": made.StartTimeOffset,
             "EndTimeOffset": made.EndTimeOffset,
         }
+        if params.uses_extension():
+            # Only templates that use an extension see fields beyond Tencent's (SDKs warn).
+            item.update(made.extension_fields())
         now = self.ctx.now()
         entry = copy.deepcopy(self.subtasks[index])
         leases.subtask_result(entry).update(

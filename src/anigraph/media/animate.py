@@ -325,4 +325,5 @@ def animate(
         FrameCount=timeline.frame_count,
         Duration=round(seconds, 3),
         decoded_frames=stats.decoded_frames,
+        Fps=timeline.frame_count / seconds if seconds > 0 else 0.0,
     )

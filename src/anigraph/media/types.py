@@ -13,6 +13,24 @@ from anigraph.domain.geometry import ResolutionAdaptive
 class OutputFormat(StrEnum):
     GIF = "gif"
     WEBP = "webp"
+    AVIF = "avif"  # extension: animated AVIF (AV1)
+    MP4 = "mp4"  # extension: H.264 in MP4, no audio, for <video autoplay muted loop>
+
+
+class SegmentMode(StrEnum):
+    """How the segment is chosen (extension field ``SegmentMode``)."""
+
+    FIXED = "Fixed"  # Tencent's behaviour: exactly StartTimeOffset..EndTimeOffset
+    HIGHLIGHT = "Highlight"  # the best window of ``duration`` seconds inside those bounds
+
+
+class LoopMode(StrEnum):
+    """How the animation's end leads into its start (extension field ``LoopMode``)."""
+
+    NONE = "None"
+    SEAMLESS = "Seamless"
+    CROSSFADE = "Crossfade"
+    BOOMERANG = "Boomerang"
 
 
 @dataclass(frozen=True)
@@ -27,6 +45,22 @@ class AnimateParams:
     quality: float = 75.0
     start: float = 0.0
     end: float = 0.0
+    # Extensions beyond Tencent's template; these defaults are Tencent's behaviour exactly.
+    max_size: int = 0  # bytes; 0 = no budget
+    quality_target: float = 0.0  # SSIM to reach; 0 = off
+    segment_mode: SegmentMode = SegmentMode.FIXED
+    duration: float = 3.0  # seconds, the Highlight window's length
+    loop_mode: LoopMode = LoopMode.NONE
+
+    def uses_extension(self) -> bool:
+        """True when the job asks for anything Tencent's template has not (fields or formats)."""
+        return (
+            self.max_size > 0
+            or self.quality_target > 0
+            or self.segment_mode is not SegmentMode.FIXED
+            or self.loop_mode is not LoopMode.NONE
+            or self.format in (OutputFormat.AVIF, OutputFormat.MP4)
+        )
 
 
 @dataclass(frozen=True)
@@ -103,6 +137,11 @@ class Result:
     FrameCount: int
     Duration: float
     decoded_frames: int = 0  # source frames decoded to make it; not part of the wire item
+    # The measured result, on the wire only for jobs that use an extension (extension_fields).
+    Fps: float = 0.0  # effective: FrameCount / Duration
+    Ssim: float | None = None  # mean SSIM of output frames against the source frames they show
+    Adjustments: tuple[str, ...] = ()  # what was given up to meet MaxSize, e.g. "Fps 12→8"
+    LoopSeam: float | None = None  # SSIM of the last frame against the first
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -117,6 +156,19 @@ class Result:
             "FrameCount": self.FrameCount,
             "Duration": self.Duration,
         }
+
+    def extension_fields(self) -> dict[str, Any]:
+        """Output fields beyond Tencent's ``MediaAnimatedGraphicsItem`` (extension templates)."""
+        fields: dict[str, Any] = {
+            "FrameCount": self.FrameCount,
+            "Fps": round(self.Fps, 3),
+            "Adjustments": list(self.Adjustments),
+        }
+        if self.Ssim is not None:
+            fields["Ssim"] = round(self.Ssim, 4)
+        if self.LoopSeam is not None:
+            fields["LoopSeam"] = round(self.LoopSeam, 4)
+        return fields
 
 
 # Called with a fraction in [0, 1] as work advances.

@@ -49,6 +49,11 @@ def _spec(row: Template) -> TemplateSpec:
         quality=row.quality,
         create_time=row.created_at,
         update_time=row.updated_at,
+        max_size=row.max_size,
+        quality_target=row.quality_target,
+        segment_mode=row.segment_mode,
+        duration=row.duration,
+        loop_mode=row.loop_mode,
     )
 
 
