@@ -918,6 +918,7 @@ def test_resume_extends_an_open_session(tmp_path: Path) -> None:
     later expiry, capped by the session's maximum age; refused once committed or expired."""
     from datetime import UTC, datetime, timedelta
 
+    from anigraph.api.upload_errors import api_error
     from anigraph.server import open_context
     from anigraph.services import keys, uploads
     from anigraph.settings import Settings
@@ -945,7 +946,7 @@ def test_resume_extends_an_open_session(tmp_path: Path) -> None:
     now = cap + timedelta(seconds=1)
     with pytest.raises(uploads.UploadError) as raised:
         uploads.resume(ctx, 1500000001, applied["VodSessionKey"])
-    assert raised.value.code == "InvalidParameterValue.VodSessionKey"
+    assert api_error(raised.value).code == "InvalidParameterValue.VodSessionKey"
     with pytest.raises(uploads.UploadError):
         uploads.resume(ctx, 1500000002, applied["VodSessionKey"])
     ctx.db.dispose()

@@ -7,7 +7,7 @@ uploads a video in three steps, exactly as ``vod-js-sdk-v6``'s ``uploader.ts`` d
    videoSize, coverName?, coverType?, coverSize?, uploadFromWeb, ExpireTime?, storageRegion?}``,
    or ``{signature, vodSessionKey}`` to resume (also how the SDK renews expiring COS credentials).
    The answer tells it where to put the object and with which temporary COS credentials.
-2. The object goes to the COS-compatible endpoint with cos-js-sdk-v5 (``api/cos.py``), into
+2. The object goes to the COS-compatible endpoint with cos-js-sdk-v5 (``api/cos``), into
    bucket ``storageBucket + "-" + storageAppId``, region ``storageRegionV5``, key
    ``video.storagePath`` (the SDK strips the leading ``/``).
 3. ``POST /v3/index.php?Action=CommitUploadUGC`` with ``{signature, vodSessionKey}``: the media
@@ -49,6 +49,7 @@ from starlette.routing import Route
 
 from anigraph.api.bodies import read_capped
 from anigraph.api.errors import ApiError
+from anigraph.api.upload_errors import api_error
 from anigraph.domain.upload_signature import MAX_SIGNATURE_CHARS
 from anigraph.services import upload_signature, uploads
 from anigraph.services.context import Context
@@ -267,8 +268,8 @@ def _apply(ctx: Context, body: dict[str, Any], host: str) -> dict[str, Any]:
             result = uploads.apply(ctx, signed.sub_app_id, request)
     except UploadSignatureError as error:
         raise _from_signature(error) from None
-    except ApiError as error:
-        raise _from_api(error) from None
+    except uploads.UploadError as error:
+        raise _from_api(api_error(error)) from None
     return _apply_data(ctx, signed, result, host)
 
 
@@ -282,8 +283,8 @@ def _resume(ctx: Context, signed: SignedUpload, session_key: str, host: str) -> 
             result = uploads.resume(ctx, signed.sub_app_id, session_key)
     except UploadSignatureError as error:
         raise _from_signature(error) from None
-    except ApiError as error:
-        raise _from_api(error) from None
+    except uploads.UploadError as error:
+        raise _from_api(api_error(error)) from None
     return _apply_data(ctx, signed, result, host)
 
 
@@ -292,8 +293,8 @@ def _commit(ctx: Context, body: dict[str, Any], _host: str) -> dict[str, Any]:
     session_key = _text(body, "vodSessionKey", 256, required=True)
     try:
         result = uploads.commit(ctx, signed.sub_app_id, session_key)
-    except ApiError as error:
-        raise _from_api(error) from None
+    except uploads.UploadError as error:
+        raise _from_api(api_error(error)) from None
     return _commit_data(result)
 
 

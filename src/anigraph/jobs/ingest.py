@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
-from anigraph.jobs.runner import discard_pending
+from anigraph.jobs.recording import discard_pending
 from anigraph.net import Unsupported, hls
 from anigraph.net import fetch as net_fetch
 from anigraph.notify.config import address_policy

@@ -13,7 +13,8 @@ from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
 from anigraph.jobs.ingest import discard_unrecorded_quietly, download, store_download
-from anigraph.jobs.runner import Outcome, retry_task_later, staging_dir
+from anigraph.jobs.recording import Outcome, retry_task_later
+from anigraph.jobs.staging import staging_dir
 from anigraph.metrics import Metrics
 from anigraph.notify.outbox import emit
 from anigraph.services import media

@@ -11,6 +11,7 @@ from typing import Any
 from anigraph.api.errors import Code, invalid_parameter_value
 from anigraph.api.params import INT64, STRING, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.api.upload_errors import api_error
 from anigraph.services import uploads
 from anigraph.services.context import Context
 
@@ -79,12 +80,18 @@ def apply_upload(ctx: Context, caller: Caller, params: dict[str, Any]) -> dict[s
         expire_time=params["ExpireTime"],
         storage_region=params["StorageRegion"],
     )
-    return uploads.apply(ctx, caller.sub_app_id, request)
+    try:
+        return uploads.apply(ctx, caller.sub_app_id, request)
+    except uploads.UploadError as error:
+        raise api_error(error) from None
 
 
 @action("CommitUpload", COMMIT_UPLOAD)
 def commit_upload(ctx: Context, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
-    result = uploads.commit(ctx, caller.sub_app_id, params["VodSessionKey"])
+    try:
+        result = uploads.commit(ctx, caller.sub_app_id, params["VodSessionKey"])
+    except uploads.UploadError as error:
+        raise api_error(error) from None
     # CommitUploadResponse has exactly these members; the task flow's id is found with
     # DescribeTasks(FileId=...) or in the NewFileUpload event (FileUploadTask.ProcedureTaskId).
     return {

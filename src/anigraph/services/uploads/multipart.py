@@ -1,0 +1,302 @@
+"""The multipart object protocol's state: uploads, their parts, and joining them into the object.
+
+The COS endpoint (``api/cos``) streams each part into the store under a fresh key and records
+it here; completing joins the listed parts into the session's staging object. Sizes are
+checked against ``max_upload_bytes`` before a part is streamed and again under a lock when it
+is recorded, so parts sent concurrently cannot pass the cap together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from anigraph.db.models_uploads import MultipartUpload, UploadPart
+from anigraph.services.context import Context
+from anigraph.services.uploads.errors import ObjectError, ObjectRefusal, too_large
+from anigraph.services.uploads.grants import Grant, session_is_open
+from anigraph.services.uploads.objects import content_type_of
+
+MAX_PART_NUMBER: Final = 10_000
+"""COS part numbers run from 1 to 10000."""
+MIN_PART_SIZE: Final = 1024 * 1024
+"""Every part but the last must be at least 1 MiB (COS's rule; the SDK's default part size)."""
+MAX_OPEN_MULTIPART: Final = 16
+"""Open multipart uploads per session: each holds staged parts, so the count is bounded."""
+MAX_LIST: Final = 1000
+"""Most uploads or parts in one listing (COS's ``max-uploads`` / ``max-parts`` ceiling)."""
+
+
+@dataclass(frozen=True)
+class MultipartInfo:
+    upload_id: str
+    object_key: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    md5: str
+    size: int
+    updated_at: datetime
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.md5}"'
+
+
+def _no_such_upload() -> ObjectError:
+    return ObjectError(
+        ObjectRefusal.NO_SUCH_UPLOAD,
+        "The specified multipart upload does not exist: it was never initiated, or it was "
+        "completed or aborted.",
+    )
+
+
+def _locked_upload(
+    session: Session, grant: Grant, object_key: str, upload_id: str
+) -> MultipartUpload:
+    """The open upload ``upload_id`` of this grant's object, locked for the transaction."""
+    row = session.get(MultipartUpload, upload_id, with_for_update=True) if upload_id else None
+    if (
+        row is None
+        or row.vod_session_key != grant.session_key
+        or row.object_key != object_key
+        or row.state != "open"
+    ):
+        raise _no_such_upload()
+    return row
+
+
+def _info(row: MultipartUpload) -> MultipartInfo:
+    return MultipartInfo(row.upload_id, row.object_key, row.created_at)
+
+
+def initiate_multipart(ctx: Context, grant: Grant, object_key: str) -> MultipartInfo:
+    """Start a multipart upload of one of the grant's objects."""
+    with ctx.db.session() as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(MultipartUpload)
+            .where(MultipartUpload.vod_session_key == grant.session_key)
+        )
+        if (count or 0) >= MAX_OPEN_MULTIPART:
+            raise ObjectError(
+                ObjectRefusal.TOO_MANY_UPLOADS,
+                f"This upload session already has {MAX_OPEN_MULTIPART} multipart uploads in "
+                "progress; complete or abort one first.",
+            )
+        row = MultipartUpload(
+            upload_id=secrets.token_hex(20),
+            vod_session_key=grant.session_key,
+            object_key=object_key,
+            state="open",
+            created_at=ctx.now(),
+        )
+        session.add(row)
+        return _info(row)
+
+
+def list_multipart(ctx: Context, grant: Grant, prefix: str) -> list[MultipartInfo]:
+    """The grant's open multipart uploads whose key starts with ``prefix``, oldest first (the
+    SDK resumes the last one listed for its key)."""
+    with ctx.db.session() as session:
+        rows = session.scalars(
+            select(MultipartUpload)
+            .where(
+                MultipartUpload.vod_session_key == grant.session_key,
+                MultipartUpload.state == "open",
+            )
+            .order_by(MultipartUpload.object_key, MultipartUpload.created_at)
+            .limit(MAX_LIST)
+        ).all()
+        return [_info(row) for row in rows if row.object_key.startswith(prefix)]
+
+
+def list_parts(
+    ctx: Context, grant: Grant, object_key: str, upload_id: str, marker: int, limit: int
+) -> tuple[list[PartInfo], bool]:
+    """Parts numbered above ``marker``, at most ``limit``; and whether more follow."""
+    with ctx.db.session() as session:
+        _locked_upload(session, grant, object_key, upload_id)
+        rows = session.scalars(
+            select(UploadPart)
+            .where(UploadPart.upload_id == upload_id, UploadPart.part_number > marker)
+            .order_by(UploadPart.part_number)
+            .limit(limit + 1)
+        ).all()
+    parts = [PartInfo(r.part_number, r.md5, r.size, r.updated_at) for r in rows]
+    return parts[:limit], len(parts) > limit
+
+
+def part_budget(ctx: Context, grant: Grant, object_key: str, upload_id: str, number: int) -> int:
+    """How many bytes part ``number`` may hold without the whole object passing the size cap;
+    checked before streaming so an oversized part is cut off early (``record_part`` re-checks
+    under a lock)."""
+    with ctx.db.session() as session:
+        _locked_upload(session, grant, object_key, upload_id)
+        others = session.scalar(
+            select(func.coalesce(func.sum(UploadPart.size), 0)).where(
+                UploadPart.upload_id == upload_id, UploadPart.part_number != number
+            )
+        )
+    return max(ctx.settings.max_upload_bytes - int(others or 0), 0)
+
+
+def new_part_key(ctx: Context, grant: Grant) -> str:
+    return ctx.store.new_key(grant.sub_app_id, "upload", "")
+
+
+def record_part(
+    ctx: Context,
+    grant: Grant,
+    object_key: str,
+    upload_id: str,
+    number: int,
+    *,
+    md5: str,
+    size: int,
+    store_key: str,
+) -> None:
+    """Register a received part (already stored under ``store_key``), replacing an earlier part
+    of the same number. On refusal the new part's object is deleted, so nothing is left over."""
+    replaced = ""
+    try:
+        with ctx.db.session() as session:
+            _locked_upload(session, grant, object_key, upload_id)
+            others = session.scalar(
+                select(func.coalesce(func.sum(UploadPart.size), 0)).where(
+                    UploadPart.upload_id == upload_id, UploadPart.part_number != number
+                )
+            )
+            if int(others or 0) + size > ctx.settings.max_upload_bytes:
+                raise too_large(ctx.settings.max_upload_bytes)
+            part = session.get(UploadPart, (upload_id, number))
+            if part is None:
+                session.add(
+                    UploadPart(
+                        upload_id=upload_id,
+                        part_number=number,
+                        md5=md5,
+                        size=size,
+                        store_key=store_key,
+                        updated_at=ctx.now(),
+                    )
+                )
+            else:
+                replaced = part.store_key
+                part.md5, part.size, part.store_key = md5, size, store_key
+                part.updated_at = ctx.now()
+    except BaseException:
+        ctx.store.delete(store_key)
+        raise
+    if replaced and replaced != store_key:
+        ctx.store.delete(replaced)
+
+
+def _check_part_list(
+    ctx: Context, wanted: Sequence[tuple[int, str]], have: dict[int, UploadPart]
+) -> list[UploadPart]:
+    if not wanted:
+        raise ObjectError(ObjectRefusal.EMPTY_PART_LIST, "The part list is empty.")
+    numbers = [number for number, _ in wanted]
+    if any(b <= a for a, b in itertools.pairwise(numbers)):
+        raise ObjectError(
+            ObjectRefusal.PART_ORDER, "The list of parts was not in ascending order of part number."
+        )
+    chosen: list[UploadPart] = []
+    for number, etag in wanted:
+        part = have.get(number)
+        if part is None or etag.strip().strip('"').lower() != part.md5:
+            raise ObjectError(
+                ObjectRefusal.INVALID_PART,
+                f"Part {number} has not been uploaded, or its ETag does not match.",
+            )
+        chosen.append(part)
+    for part in chosen[:-1]:
+        if part.size < MIN_PART_SIZE:
+            raise ObjectError(
+                ObjectRefusal.PART_TOO_SMALL,
+                f"Part {part.part_number} is smaller than {MIN_PART_SIZE} bytes; only the last "
+                "part may be smaller.",
+            )
+    if sum(part.size for part in chosen) > ctx.settings.max_upload_bytes:
+        raise too_large(ctx.settings.max_upload_bytes)
+    return chosen
+
+
+def _set_upload_state(ctx: Context, upload_id: str, state: str) -> None:
+    with ctx.db.session() as session:
+        row = session.get(MultipartUpload, upload_id)
+        if row is not None:
+            row.state = state
+
+
+def complete_multipart(
+    ctx: Context,
+    grant: Grant,
+    object_key: str,
+    upload_id: str,
+    wanted: Sequence[tuple[int, str]],
+) -> str:
+    """Join the listed parts into the object; returns its ETag, ``"<md5 of part md5s>-<n>"``.
+
+    The upload is claimed first (state ``completing``), so a concurrent complete, part or abort
+    sees ``NoSuchUpload`` instead of racing the join; a failed join releases the claim.
+    """
+    staging_key = grant.staging_key(object_key)
+    if staging_key is None:
+        raise _no_such_upload()
+    with ctx.db.session() as session:
+        _locked_upload(session, grant, object_key, upload_id)
+        have = {
+            part.part_number: part
+            for part in session.scalars(select(UploadPart).where(UploadPart.upload_id == upload_id))
+        }
+        chosen = [(part.store_key, part.md5) for part in _check_part_list(ctx, wanted, have)]
+        all_keys = [part.store_key for part in have.values()]
+        session.get_one(MultipartUpload, upload_id).state = "completing"
+    try:
+        with ctx.store.writer(staging_key, content_type_of(object_key)) as out:
+            for part_key, _ in chosen:
+                for chunk in ctx.store.open(part_key):
+                    out.write(chunk)
+    except BaseException:
+        _set_upload_state(ctx, upload_id, "open")
+        raise
+    with ctx.db.session() as session:
+        session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
+        session.execute(delete(MultipartUpload).where(MultipartUpload.upload_id == upload_id))
+    for key in all_keys:
+        ctx.store.delete(key)
+    if not session_is_open(ctx, grant.session_key):
+        ctx.store.delete(staging_key)
+        raise ObjectError(
+            ObjectRefusal.SESSION_CLOSED, "The upload session was committed or has expired."
+        )
+    digest = hashlib.md5(usedforsecurity=False)
+    for _, md5 in chosen:
+        digest.update(bytes.fromhex(md5))
+    return f'"{digest.hexdigest()}-{len(chosen)}"'
+
+
+def abort_multipart(ctx: Context, grant: Grant, object_key: str, upload_id: str) -> None:
+    """Drop a multipart upload and its parts."""
+    with ctx.db.session() as session:
+        _locked_upload(session, grant, object_key, upload_id)
+        keys = list(
+            session.scalars(select(UploadPart.store_key).where(UploadPart.upload_id == upload_id))
+        )
+        session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
+        session.execute(delete(MultipartUpload).where(MultipartUpload.upload_id == upload_id))
+    for key in keys:
+        ctx.store.delete(key)
