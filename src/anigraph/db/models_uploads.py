@@ -79,7 +79,7 @@ class MultipartUpload(Base):
         ForeignKey("upload_sessions.vod_session_key"), index=True
     )
     object_key: Mapped[str] = mapped_column(String(256))
-    state: Mapped[str] = mapped_column(String(16))  # "open" | "completing"
+    state: Mapped[str] = mapped_column(String(16))  # "open" | "completing" | "oversized"
     created_at: Mapped[datetime]
 
 

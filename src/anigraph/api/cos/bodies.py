@@ -30,11 +30,13 @@ async def receive(ctx: Context, request: Request, key: str, content_type: str, l
     """Stream the body into the store under ``key``; returns its MD5 (hex).
 
     Nothing is published unless the whole body arrived within ``limit`` bytes, matched its
-    ``Content-Length`` and its ``Content-MD5``.
+    ``Content-Length`` and its ``Content-MD5``. Over ``limit`` (declared, or while reading) it
+    raises the service's ``EntityTooLarge`` refusal, so that the caller can end a multipart
+    upload that can no longer complete.
     """
     declared = content_length(request)
     if declared is not None and declared > limit:
-        raise CosError.of(too_large(ctx.settings.max_upload_bytes))
+        raise too_large(ctx.settings.max_upload_bytes)
     expected_md5 = content_md5(request)
     manager = ctx.store.writer(key, content_type)
     handle = await run_in_threadpool(manager.__enter__)
@@ -45,7 +47,7 @@ async def receive(ctx: Context, request: Request, key: str, content_type: str, l
         async for chunk in request.stream():
             size += len(chunk)
             if size > limit:
-                raise CosError.of(too_large(ctx.settings.max_upload_bytes))
+                raise too_large(ctx.settings.max_upload_bytes)
             digest.update(chunk)
             buffer += chunk
             if len(buffer) >= WRITE_BUFFER:

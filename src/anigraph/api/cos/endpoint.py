@@ -39,7 +39,7 @@ from anigraph.api.cos.wire import (
 )
 from anigraph.services.context import Context
 from anigraph.services.uploads import multipart
-from anigraph.services.uploads.errors import ObjectError
+from anigraph.services.uploads.errors import ObjectError, ObjectRefusal
 from anigraph.services.uploads.grants import Grant, grant_for, session_is_open
 from anigraph.services.uploads.objects import content_type_of
 
@@ -135,7 +135,16 @@ class CosEndpoint:
             multipart.part_budget, self.ctx, grant, key, upload_id, number
         )
         part_key = multipart.new_part_key(self.ctx, grant)
-        md5 = await receive(self.ctx, call.request, part_key, "application/octet-stream", budget)
+        try:
+            md5 = await receive(
+                self.ctx, call.request, part_key, "application/octet-stream", budget
+            )
+        except ObjectError as error:
+            if error.reason is not ObjectRefusal.TOO_LARGE:
+                raise
+            raise await run_in_threadpool(
+                multipart.oversized, self.ctx, grant, key, upload_id
+            ) from None
         size = await run_in_threadpool(self._size_of, part_key)
         await run_in_threadpool(
             functools.partial(

@@ -147,9 +147,17 @@ class Call:
 
 
 def content_length(request: Request) -> int | None:
+    """The declared body length, if any. With ``Transfer-Encoding`` as well the request is
+    refused: the chunked body would be read past the length it declares (up to the size cap),
+    and two framings in one request are how requests get smuggled (RFC 9112 6.1)."""
     declared = request.headers.get("content-length")
     if declared is None:
         return None
+    if "transfer-encoding" in request.headers:
+        raise CosError(
+            "InvalidRequest",
+            "A request may not have both Content-Length and Transfer-Encoding.",
+        )
     if not declared.isdigit() or len(declared) > 18:
         raise CosError("InvalidArgument", "Content-Length is not a valid length.")
     return int(declared)

@@ -33,6 +33,10 @@ MAX_OPEN_MULTIPART: Final = 16
 """Open multipart uploads per session: each holds staged parts, so the count is bounded."""
 MAX_LIST: Final = 1000
 """Most uploads or parts in one listing (COS's ``max-uploads`` / ``max-parts`` ceiling)."""
+OVERSIZED: Final = "oversized"
+"""The state of an upload ended because a part would have passed the size cap (besides "open"
+and "completing"): its parts are gone, it takes nothing more, and only the client's abort
+(which then succeeds) or the session's sweep removes it."""
 
 
 @dataclass(frozen=True)
@@ -63,15 +67,20 @@ def _no_such_upload() -> ObjectError:
 
 
 def _locked_upload(
-    session: Session, grant: Grant, object_key: str, upload_id: str
+    session: Session,
+    grant: Grant,
+    object_key: str,
+    upload_id: str,
+    states: tuple[str, ...] = ("open",),
 ) -> MultipartUpload:
-    """The open upload ``upload_id`` of this grant's object, locked for the transaction."""
+    """The upload ``upload_id`` of this grant's object, in one of ``states`` (open unless told),
+    locked for the transaction."""
     row = session.get(MultipartUpload, upload_id, with_for_update=True) if upload_id else None
     if (
         row is None
         or row.vod_session_key != grant.session_key
         or row.object_key != object_key
-        or row.state != "open"
+        or row.state not in states
     ):
         raise _no_such_upload()
     return row
@@ -87,7 +96,10 @@ def initiate_multipart(ctx: Context, grant: Grant, object_key: str) -> Multipart
         count = session.scalar(
             select(func.count())
             .select_from(MultipartUpload)
-            .where(MultipartUpload.vod_session_key == grant.session_key)
+            .where(
+                MultipartUpload.vod_session_key == grant.session_key,
+                MultipartUpload.state != OVERSIZED,
+            )
         )
         if (count or 0) >= MAX_OPEN_MULTIPART:
             raise ObjectError(
@@ -179,7 +191,7 @@ def record_part(
                 )
             )
             if int(others or 0) + size > ctx.settings.max_upload_bytes:
-                raise too_large(ctx.settings.max_upload_bytes)
+                raise _Oversized
             part = session.get(UploadPart, (upload_id, number))
             if part is None:
                 session.add(
@@ -196,11 +208,50 @@ def record_part(
                 replaced = part.store_key
                 part.md5, part.size, part.store_key = md5, size, store_key
                 part.updated_at = ctx.now()
+    except _Oversized:
+        ctx.store.delete(store_key)
+        raise oversized(ctx, grant, object_key, upload_id) from None
     except BaseException:
         ctx.store.delete(store_key)
         raise
     if replaced and replaced != store_key:
         ctx.store.delete(replaced)
+
+
+class _Oversized(Exception):
+    """Raised inside ``record_part``'s transaction to roll it back."""
+
+
+def oversized(ctx: Context, grant: Grant, object_key: str, upload_id: str) -> ObjectError:
+    """End a multipart upload one of whose parts would pass the size cap; the error to answer.
+
+    The object is too large whatever the client sends next, so the parts are deleted now rather
+    than left for the session's sweep (a half upload holds store space and one of the session's
+    ``MAX_OPEN_MULTIPART``); parts still arriving find the upload gone.
+    """
+    keys: list[str] = []
+    with ctx.db.session() as session:
+        row = session.get(MultipartUpload, upload_id, with_for_update=True) if upload_id else None
+        if (
+            row is not None
+            and row.vod_session_key == grant.session_key
+            and row.object_key == object_key
+            and row.state == "open"
+        ):
+            keys = list(
+                session.scalars(
+                    select(UploadPart.store_key).where(UploadPart.upload_id == upload_id)
+                )
+            )
+            session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
+            row.state = OVERSIZED
+    for key in keys:
+        ctx.store.delete(key)
+    refused = too_large(ctx.settings.max_upload_bytes)
+    return ObjectError(
+        refused.reason,
+        f"{refused.message} The multipart upload was ended and its parts discarded.",
+    )
 
 
 def _check_part_list(
@@ -290,9 +341,9 @@ def complete_multipart(
 
 
 def abort_multipart(ctx: Context, grant: Grant, object_key: str, upload_id: str) -> None:
-    """Drop a multipart upload and its parts."""
+    """Drop a multipart upload and its parts (also one ended as oversized)."""
     with ctx.db.session() as session:
-        _locked_upload(session, grant, object_key, upload_id)
+        _locked_upload(session, grant, object_key, upload_id, ("open", OVERSIZED))
         keys = list(
             session.scalars(select(UploadPart.store_key).where(UploadPart.upload_id == upload_id))
         )
