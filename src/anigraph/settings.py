@@ -69,7 +69,15 @@ class Settings:
         "CIDRs (comma-separated) that outgoing fetches and callbacks may reach; none by default.",
     )
     max_fetch_bytes: int = _setting(2 * 1024**3, "Largest media fetched from a URL.")
-    fetch_timeout_seconds: float = _setting(600.0, "Wall-time limit of one URL fetch.")
+    fetch_timeout_seconds: float = _setting(
+        600.0,
+        "Wall-time limit of one whole URL fetch (a file, or an HLS playlist and all its "
+        "segments); a slower source fails the task as DownloadNotAccessible, not retried.",
+    )
+    fetch_stall_seconds: float = _setting(
+        60.0,
+        "Longest silence from a URL source before its fetch fails as too slow (not retried).",
+    )
     event_retry_seconds: float = _setting(5.0, "First retry delay of a failed callback; doubles.")
     event_give_up_seconds: float = _setting(
         3600.0, "Callbacks failing this long become dead letters."

@@ -32,6 +32,7 @@ def fetcher_of(ctx: Context) -> net_fetch.Fetcher:
         address_policy(ctx.settings),
         max_bytes=ctx.settings.max_fetch_bytes,
         timeout_seconds=ctx.settings.fetch_timeout_seconds,
+        read_timeout=ctx.settings.fetch_stall_seconds,
     )
 
 
@@ -40,8 +41,16 @@ def _looks_like_hls(url: str) -> bool:
 
 
 def _fetch_error(error: net_fetch.FetchError) -> TaskError:
+    if isinstance(error, net_fetch.TooSlow):
+        # The source's fault, like a 404: another attempt would be as slow and hold a worker
+        # for the whole cap again.
+        return TaskError(
+            ErrCodeExt.DOWNLOAD_NOT_ACCESSIBLE,
+            f"the source is too slow: {error} (limits: fetch_timeout_seconds for the whole "
+            "download, fetch_stall_seconds of silence)",
+        )
     if error.transient:
-        return TaskError(ErrCodeExt.INTERNAL_ERROR, f"download failed, will retry: {error}")
+        return TaskError(ErrCodeExt.INTERNAL_ERROR, f"download failed: {error}")
     if isinstance(error, net_fetch.TooLarge | Unsupported):
         return TaskError(ErrCodeExt.CONTENT_UNSUPPORTED, f"download too large: {error}")
     return TaskError(ErrCodeExt.DOWNLOAD_NOT_ACCESSIBLE, f"download failed: {error}")
@@ -54,18 +63,22 @@ class Downloaded:
 
 
 def download(ctx: Context, url: str, staging: Path, media_type: str = "") -> Downloaded:
-    """Fetch ``url`` into ``staging``; raises :class:`TaskError` (InternalError = transient)."""
-    fetcher = fetcher_of(ctx)
+    """Fetch ``url`` into ``staging``; raises :class:`TaskError` (InternalError = transient).
+
+    One session, so one wall-time cap for everything fetched: the file, or the request that
+    turned out to be a playlist together with the playlists and segments after it.
+    """
     target = staging / f"{uuid.uuid4().hex}.download"
     try:
-        if _looks_like_hls(url):
-            return Downloaded(hls.fetch_hls(fetcher, url, staging), "m3u8")
-        result = fetcher.fetch_to_file(url, target)
-        with result.path.open("rb") as handle:
-            head = handle.read(512)
-        if hls.is_hls(result.url_final, result.content_type, head):
-            result.path.unlink(missing_ok=True)
-            return Downloaded(hls.fetch_hls(fetcher, url, staging), "m3u8")
+        with fetcher_of(ctx).session() as session:
+            if _looks_like_hls(url):
+                return Downloaded(hls.download_hls(session, url, staging), "m3u8")
+            result = session.fetch_to_file(url, target)
+            with result.path.open("rb") as handle:
+                head = handle.read(512)
+            if hls.is_hls(result.url_final, result.content_type, head):
+                result.path.unlink(missing_ok=True)
+                return Downloaded(hls.download_hls(session, url, staging), "m3u8")
         kind = media_type or media.media_type_of(urlsplit(result.url_final).path) or "mp4"
         return Downloaded(result.path, kind)
     except net_fetch.FetchError as error:

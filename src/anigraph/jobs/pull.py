@@ -13,7 +13,7 @@ from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
 from anigraph.jobs.ingest import discard_unrecorded_quietly, download, store_download
-from anigraph.jobs.recording import Outcome, retry_task_later
+from anigraph.jobs.recording import Outcome, gave_up, retry_task_later
 from anigraph.jobs.staging import staging_dir
 from anigraph.metrics import Metrics
 from anigraph.notify.outbox import emit
@@ -68,7 +68,9 @@ def run_pull(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome:
         downloaded = download(ctx, request["media_url"], staging_dir(ctx), request["media_type"])
         stored = store_download(ctx, task, owner, downloaded)
     except TaskError as error:
-        return retry_task_later(ctx, task, owner, metrics, error) or _fail(ctx, task, owner, error)
+        return retry_task_later(ctx, task, owner, metrics, error) or _fail(
+            ctx, task, owner, gave_up(task, error)
+        )
     if stored is None:
         return Outcome.LOST
     key, size, meta = stored

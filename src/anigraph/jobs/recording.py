@@ -256,3 +256,12 @@ def retry_task_later(
     metrics.task_retries.inc()
     log.info("task %s: %s; retrying in %.1fs", task.task_id, error, delay)
     return Outcome.RETRY if leases.retry_later(ctx, task.task_id, owner, delay) else Outcome.LOST
+
+
+def gave_up(task: Task, error: TaskError) -> TaskError:
+    """The error a whole task fails with once :func:`retry_task_later` declined: a transient
+    one says how many attempts were made, so the final message is not taken for a pending
+    retry."""
+    if not error.code.retryable:
+        return error
+    return TaskError(error.code, f"{error.message} (gave up after {task.attempt} attempts)")

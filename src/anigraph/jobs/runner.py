@@ -26,6 +26,7 @@ from anigraph.jobs.recording import (
     RELEASE,
     Outcome,
     Recorder,
+    gave_up,
     retry_task_later,
 )
 from anigraph.jobs.staging import staging_dir, sweep_staging
@@ -221,7 +222,7 @@ def _ingest(ctx: Context, task: Task, owner: str, metrics: Metrics) -> Outcome |
         file_id = ingest_url(ctx, task, owner)
     except TaskError as error:
         return retry_task_later(ctx, task, owner, metrics, error) or fail_all_subtasks(
-            ctx, task, owner, error
+            ctx, task, owner, gave_up(task, error)
         )
     if file_id is None:
         return Outcome.LOST

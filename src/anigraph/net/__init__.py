@@ -25,6 +25,7 @@ __all__ = [
     "TimedOut",
     "TooLarge",
     "TooManyRedirects",
+    "TooSlow",
     "Unreachable",
     "Unsupported",
 ]
@@ -61,9 +62,17 @@ class TooLarge(FetchError):
 
 
 class TimedOut(FetchError):
-    """The wall-time cap (or a connect/read timeout) ran out."""
+    """A connect timeout ran out: the server may be reachable again later."""
 
     transient = True
+
+
+class TooSlow(TimedOut):
+    """The source is too slow: the whole fetch passed its wall-time cap (a drip), or the source
+    sent nothing for the read timeout (a stall). Not transient: the same source is as slow
+    next time, and each attempt would hold a worker for the whole cap."""
+
+    transient = False
 
 
 class Unreachable(FetchError):

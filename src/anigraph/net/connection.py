@@ -28,7 +28,7 @@ from typing import Any
 
 import httpcore
 
-from anigraph.net import BadCertificate, BlockedAddress, BlockedPort, TimedOut
+from anigraph.net import BadCertificate, BlockedAddress, BlockedPort, TooSlow
 from anigraph.net.addresses import AddressPolicy, IPAddress
 from anigraph.net.urls import check_hostname, host_address, ports_text
 
@@ -46,15 +46,15 @@ class Deadline:
     def expired(self) -> bool:
         return time.monotonic() >= self.at
 
-    def error(self) -> TimedOut:
-        return TimedOut(f"the fetch took longer than {self.seconds:g} s")
+    def error(self) -> TooSlow:
+        return TooSlow(f"the fetch took longer than {self.seconds:g} s in all")
 
     def check(self) -> None:
         if self.expired:
             raise self.error()
 
     def budget(self, timeout: float | None) -> float:
-        """``timeout`` clamped to the time left; :class:`TimedOut` if none is left."""
+        """``timeout`` clamped to the time left; :class:`TooSlow` if none is left."""
         left = self.at - time.monotonic()
         if left <= 0:
             raise self.error()

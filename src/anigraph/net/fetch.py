@@ -38,6 +38,7 @@ from anigraph.net import (
     TimedOut,
     TooLarge,
     TooManyRedirects,
+    TooSlow,
     Unreachable,
     Unsupported,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "TimedOut",
     "TooLarge",
     "TooManyRedirects",
+    "TooSlow",
     "Unreachable",
     "Unsupported",
     "check_url",

@@ -38,6 +38,7 @@ __all__ = [
     "PLAYLIST_MAX_BYTES",
     "MediaPlaylist",
     "Variant",
+    "download_hls",
     "fetch_hls",
     "is_hls",
     "is_master",
@@ -223,41 +224,53 @@ def fetch_hls(
     fetcher's cap) and the whole download at the fetcher's wall time. On failure nothing is
     left in ``dest_dir``.
     """
-    cap = fetcher.max_bytes if max_bytes is None else max_bytes
+    with fetcher.session() as session:
+        return download_hls(session, url, dest_dir, max_bytes)
+
+
+def download_hls(
+    session: FetchSession,
+    url: str,
+    dest_dir: str | os.PathLike[str],
+    max_bytes: int | None = None,
+) -> Path:
+    """:func:`fetch_hls` within an open session: its wall-time cap covers the playlists and
+    segments together with whatever the session fetched before (the request that revealed a
+    playlist, for one)."""
+    cap = session.max_bytes if max_bytes is None else max_bytes
     folder = Path(dest_dir)
     name = uuid.uuid4().hex
     temp = folder / f".{name}.ts.part"
     target = folder / f"{name}.ts"
-    with fetcher.session() as session:
-        base, text = _playlist(session, url)
+    base, text = _playlist(session, url)
+    if is_master(text):
+        variants = parse_master(text)
+        best = max(variants, key=lambda variant: variant.bandwidth)
+        base, text = _playlist(session, _resolve(base, best.uri))
         if is_master(text):
-            variants = parse_master(text)
-            best = max(variants, key=lambda variant: variant.bandwidth)
-            base, text = _playlist(session, _resolve(base, best.uri))
-            if is_master(text):
-                raise Unsupported("a master playlist names another master playlist")
-        playlist = parse_media(text)
-        # Every segment URL is resolved and shape-checked before the first download, so a
-        # playlist with one bad entry costs no traffic; addresses are checked at connect.
-        segments = [session.check_url(_resolve(base, uri)) for uri in playlist.segments]
-        total = 0
-        try:
-            with temp.open("xb+") as out:
-                for segment in segments:
-                    start = out.tell()
-                    try:
-                        written = session.fetch_into(segment, out, cap - total)
-                    except TooLarge:
-                        raise TooLarge(f"the HLS segments exceed {cap} bytes") from None
-                    total += written
-                    out.seek(start)
-                    head = out.read(TS_PACKET + 1)
-                    out.seek(0, os.SEEK_END)
-                    _check_segment(head, written, str(segment))
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(temp, target)
-        except BaseException:
-            temp.unlink(missing_ok=True)
-            raise
+            raise Unsupported("a master playlist names another master playlist")
+    playlist = parse_media(text)
+    # Every segment URL is resolved and shape-checked before the first download, so a
+    # playlist with one bad entry costs no traffic; addresses are checked at connect.
+    segments = [session.check_url(_resolve(base, uri)) for uri in playlist.segments]
+    total = 0
+    try:
+        with temp.open("xb+") as out:
+            for segment in segments:
+                start = out.tell()
+                try:
+                    written = session.fetch_into(segment, out, cap - total)
+                except TooLarge:
+                    raise TooLarge(f"the HLS segments exceed {cap} bytes") from None
+                total += written
+                out.seek(start)
+                head = out.read(TS_PACKET + 1)
+                out.seek(0, os.SEEK_END)
+                _check_segment(head, written, str(segment))
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     return target

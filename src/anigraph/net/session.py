@@ -113,6 +113,11 @@ class FetchSession:
         self._client.close()
 
     @property
+    def max_bytes(self) -> int:
+        """The fetcher's byte cap, the default of each download."""
+        return self._fetcher.max_bytes
+
+    @property
     def seconds_left(self) -> float:
         return max(self._deadline.at - time.monotonic(), 0.0)
 
@@ -121,7 +126,7 @@ class FetchSession:
 
     def _send(self, request: httpx.Request) -> httpx.Response:
         self._deadline.check()
-        with mapped(self._deadline, request.url):
+        with mapped(self._deadline, request.url, self._fetcher.read_timeout):
             return self._client.send(request, stream=True)
 
     def download(
@@ -160,7 +165,7 @@ class FetchSession:
                 while True:
                     # Only the network is mapped: a local failure in ``sink`` (disk full)
                     # must not pass for an unreachable server.
-                    with mapped(self._deadline, current):
+                    with mapped(self._deadline, current, self._fetcher.read_timeout):
                         chunk = next(chunks, None)
                     if chunk is None:
                         break
@@ -235,7 +240,7 @@ class FetchSession:
         try:
             cap = self._fetcher.max_bytes
             prefix = bytearray()
-            with mapped(self._deadline, target):
+            with mapped(self._deadline, target, self._fetcher.read_timeout):
                 for chunk in response.iter_bytes(CHUNK_BYTES):
                     prefix += chunk[: cap - len(prefix)]
                     if len(prefix) >= cap:

@@ -16,7 +16,7 @@ from typing import Any
 import httpcore
 import httpx
 
-from anigraph.net import BadUrl, FetchError, TimedOut, Unreachable, Unsupported
+from anigraph.net import BadUrl, FetchError, TimedOut, TooSlow, Unreachable, Unsupported
 from anigraph.net.connection import Deadline
 
 
@@ -82,8 +82,12 @@ class NoCookies(http.cookiejar.DefaultCookiePolicy):
 
 
 @contextlib.contextmanager
-def mapped(deadline: Deadline, url: httpx.URL) -> Iterator[None]:
-    """httpx/httpcore/socket failures as typed :class:`FetchError` values."""
+def mapped(deadline: Deadline, url: httpx.URL, read_timeout: float = 0.0) -> Iterator[None]:
+    """httpx/httpcore/socket failures as typed :class:`FetchError` values.
+
+    A read timeout (``read_timeout`` seconds of silence) is the source's slowness, like the
+    wall-time cap; only a connect timeout is a timeout worth another attempt.
+    """
     try:
         yield
     except FetchError:
@@ -91,6 +95,8 @@ def mapped(deadline: Deadline, url: httpx.URL) -> Iterator[None]:
     except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
         if deadline.expired:
             raise deadline.error() from exc
+        if isinstance(exc, httpx.ReadTimeout | httpcore.ReadTimeout):
+            raise TooSlow(f"{url.host} sent nothing for {read_timeout:g} s") from exc
         raise TimedOut(f"{url.host}: timed out ({exc})") from exc
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, httpcore.UnsupportedProtocol) as exc:
         raise BadUrl(f"{url}: {exc}") from exc
