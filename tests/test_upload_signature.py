@@ -20,7 +20,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from anigraph.cli_upload_signature import register
+from anigraph.cli.upload_signature import register
 from anigraph.db.models_upload_signatures import UploadSignatureUse
 from anigraph.server import open_context
 from anigraph.services import keys

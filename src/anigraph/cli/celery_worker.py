@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from anigraph.cli_service import _settings, settings_options
+from anigraph.cli.shared import settings_from, settings_options
 
 
 def register(app: click.Group) -> None:
@@ -37,7 +37,7 @@ def register(app: click.Group) -> None:
         from anigraph.notify.service import start_notifications
         from anigraph.server import build
 
-        settings = _settings(options)
+        settings = settings_from(options)
         logs.configure(settings.log_level)
         if not (broker or settings.queue):
             raise click.UsageError("the Celery worker needs a broker URL (--queue redis://…)")
