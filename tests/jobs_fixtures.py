@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from anigraph.context import Context, utc_now
 from anigraph.db.database import Database
 from anigraph.db.models import Media, MediaOutput, SubApp, Task, Template
+from anigraph.domain.wire import new_file_id, new_task_id
 from anigraph.media.types import AnimateParams, Limits, MetaData, ProgressCallback, Result
-from anigraph.services.context import Context, utc_now
-from anigraph.services.wire import new_file_id, new_task_id
 from anigraph.settings import Settings
 from anigraph.storage.local import LocalStore
 

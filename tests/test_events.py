@@ -21,6 +21,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.db.models_events import OutboxEvent
 from anigraph.jobs import leases
@@ -29,7 +30,6 @@ from anigraph.notify import config, dead_letters, outbox, pull
 from anigraph.notify.dispatch import EventDispatcher, RetrySchedule, callback_body
 from anigraph.notify.procedure_events import install_hooks
 from anigraph.services import media
-from anigraph.services.context import Context
 from jobs_fixtures import (
     OTHER_SUB_APP,
     SUB_APP,

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, update
 
+from anigraph.context import Context
 from anigraph.db.models import Media, Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import child, leases, pull
@@ -32,7 +33,6 @@ from anigraph.jobs.pool import WorkerPool, new_owner
 from anigraph.jobs.runner import Outcome, run_claimed, staging_dir, sweep_staging
 from anigraph.media.types import AnimateParams, Limits, OutputFormat
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 from anigraph.services.pull import PullRequest, create_pull_task
 from anigraph.storage.local import LocalStore
 from jobs_fixtures import (

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anigraph.context import Context
 from anigraph.db.database import Database
 from anigraph.metrics import Metrics
 from anigraph.services import keys
-from anigraph.services.context import Context
 from anigraph.settings import DEFAULT_KEY_FILE, Settings
 from anigraph.storage.factory import parse_store_url
 

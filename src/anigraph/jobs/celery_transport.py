@@ -43,6 +43,7 @@ from typing import Final
 from celery import Celery
 from sqlalchemy import and_, or_, select
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.jobs import leases
 from anigraph.jobs.pool import new_owner
@@ -51,7 +52,6 @@ from anigraph.logs import bound
 from anigraph.metrics import Metrics
 from anigraph.notify.procedure_events import install_hooks
 from anigraph.server import Service, build
-from anigraph.services.context import Context
 from anigraph.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ import time
 import uuid
 from typing import Final
 
+from anigraph.context import Context
 from anigraph.jobs import leases
 from anigraph.jobs.child import (
     Cancel,
@@ -31,7 +32,6 @@ from anigraph.jobs.child import (
 from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
 from anigraph.logs import bound
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models import Media, Task
 from anigraph.jobs import leases
 from anigraph.notify.outbox import emit, wanted
-from anigraph.services.context import Context
 from anigraph.services.tasks import procedure_task
 
 EVENT_TYPE = "ProcedureStateChanged"

@@ -5,10 +5,10 @@ One call, so that the server (and later a worker process) wires everything the s
 
 from __future__ import annotations
 
+from anigraph.context import Context
 from anigraph.metrics import Metrics
 from anigraph.notify.dispatch import EventDispatcher
 from anigraph.notify.procedure_events import install_hooks
-from anigraph.services.context import Context
 
 
 def start_notifications(ctx: Context, metrics: Metrics | None = None) -> EventDispatcher:

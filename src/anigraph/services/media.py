@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from anigraph.context import URL_KEYS, Context
 from anigraph.db.models import Media, MediaOutput
-from anigraph.services.context import URL_KEYS, Context
-from anigraph.services.wire import iso, new_file_id
+from anigraph.domain.wire import iso, new_file_id
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
 PROBE_DEADLINE_SECONDS = 60.0
