@@ -1,6 +1,6 @@
 """Helpers for the worker-layer tests: a real database, store and clock, rows, and child jobs.
 
-The job functions at the bottom run inside the media child process (``anigraph.jobs.child``);
+The job functions at the bottom run inside the media child process (``anigraph.media.child``);
 they are module-level so the child can unpickle them by reference.
 """
 
@@ -290,7 +290,7 @@ def lower_retire_cap(
     progress: ProgressCallback,
 ) -> Result:
     """Like ``report_pid``, in a child that then finds itself over the memory cap."""
-    from anigraph.jobs import child
+    from anigraph.media import child
 
     child.RETIRE_RSS_BYTES = 1  # type: ignore[misc]
     return report_pid(source, output, params, limits, deadline, progress)

@@ -24,11 +24,11 @@ import httpx
 import pytest
 
 from anigraph.context import Context
-from anigraph.jobs import leases
+from anigraph.jobs import leases, procedure_events
 from anigraph.jobs.pool import new_owner
 from anigraph.jobs.runner import Outcome, run_claimed
 from anigraph.metrics import Metrics
-from anigraph.notify import config, procedure_events
+from anigraph.notify import config
 from anigraph.notify import pull as event_pull
 from anigraph.notify.dispatch import EventDispatcher, RetrySchedule
 from anigraph.services import media, tasks

@@ -37,9 +37,9 @@ from anigraph.db.models import Task
 from anigraph.domain.wire import iso
 from anigraph.jobs import celery_transport, leases
 from anigraph.jobs.celery_transport import CeleryWaker, make_celery
-from anigraph.jobs.child import JobFunction, animate_job
 from anigraph.jobs.pool import WorkerPool
 from anigraph.jobs.runner import run_claimed
+from anigraph.media.child import JobFunction, animate_job
 from anigraph.metrics import Metrics
 from anigraph.server import Service
 from jobs_fixtures import (

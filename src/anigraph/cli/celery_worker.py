@@ -34,8 +34,7 @@ def register(app: click.Group) -> None:
         """
         from anigraph import logs
         from anigraph.jobs.celery_transport import make_celery, worker_argv
-        from anigraph.notify.service import start_notifications
-        from anigraph.server import build
+        from anigraph.server import build, start_notifications
 
         settings = settings_from(options)
         logs.configure(settings.log_level)
@@ -44,7 +43,7 @@ def register(app: click.Group) -> None:
         # Built here, as `anigraph worker` does: the event hooks must be in place before the
         # first task finishes, and the process runs the callback dispatcher like every other.
         service = build(settings)
-        notifications = start_notifications(service.ctx, service.metrics)
+        notifications = start_notifications(service)
         try:
             celery_app = make_celery(settings, broker, service=service)
             celery_app.worker_main(worker_argv(settings, pool=pool))
