@@ -15,12 +15,12 @@ from typing import Any
 
 import pytest
 
+from anigraph.context import Context
 from anigraph.domain.errors import ErrCodeExt
 from anigraph.jobs import leases
 from anigraph.jobs.pool import new_owner
 from anigraph.jobs.runner import Outcome, run_claimed, staging_dir
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 from anigraph.services.processing import TaskRequest, create_task
 from anigraph.services.pull import PullRequest, create_pull_task
 from jobs_fixtures import SUB_APP, load_task, make_ctx

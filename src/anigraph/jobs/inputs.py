@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anigraph.context import Context
 from anigraph.db.models import Media, Template
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import PRESETS
 from anigraph.jobs.staging import staging_dir
 from anigraph.media.types import AnimateParams, Limits, LoopMode, OutputFormat, SegmentMode
-from anigraph.services.context import Context
 
 
 def engine_limits(ctx: Context) -> Limits:

@@ -19,14 +19,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final
 
+from anigraph.context import Context
 from anigraph.db.models import MediaOutput, Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
+from anigraph.domain.wire import iso
 from anigraph.jobs import leases
-from anigraph.jobs.child import Cancel
+from anigraph.media.child import Cancel
 from anigraph.media.types import AnimateParams, OutputFormat, Result
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 log = logging.getLogger(__name__)
 

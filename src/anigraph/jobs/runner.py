@@ -14,10 +14,11 @@ import threading
 import time
 import uuid
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
+from anigraph.domain.wire import iso
 from anigraph.jobs import leases
-from anigraph.jobs.child import Cancel, Cancelled, JobFunction, animate_job, run_job
 from anigraph.jobs.inputs import engine_limits, params_of, source_of
 from anigraph.jobs.pull import fail_all_subtasks, ingest_url, run_pull
 from anigraph.jobs.recording import (
@@ -30,9 +31,8 @@ from anigraph.jobs.recording import (
     retry_task_later,
 )
 from anigraph.jobs.staging import staging_dir, sweep_staging
+from anigraph.media.child import Cancel, Cancelled, JobFunction, animate_job, run_job
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 __all__ = ["LOST", "RELEASE", "Outcome", "run_claimed", "staging_dir", "sweep_staging"]
 

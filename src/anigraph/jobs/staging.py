@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from anigraph.services.context import Context
+from anigraph.context import Context
 
 
 def staging_dir(ctx: Context) -> Path:

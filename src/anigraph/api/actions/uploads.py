@@ -12,8 +12,8 @@ from anigraph.api.errors import Code, invalid_parameter_value
 from anigraph.api.params import INT64, STRING, Field, Object
 from anigraph.api.registry import Caller, action
 from anigraph.api.upload_errors import api_error
+from anigraph.context import Context
 from anigraph.services import uploads
-from anigraph.services.context import Context
 
 # Members of tencentcloud.vod.v20180717.models.ApplyUploadRequest.
 APPLY_UPLOAD = Object(

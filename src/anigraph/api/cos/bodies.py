@@ -17,7 +17,7 @@ from starlette.requests import Request
 
 from anigraph.api.cos.errors import CosError
 from anigraph.api.cos.wire import content_length, content_md5
-from anigraph.services.context import Context
+from anigraph.context import Context
 from anigraph.services.uploads.errors import too_large
 
 WRITE_BUFFER: Final = 1024 * 1024

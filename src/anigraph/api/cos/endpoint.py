@@ -37,7 +37,7 @@ from anigraph.api.cos.wire import (
     preflight,
     xml_body,
 )
-from anigraph.services.context import Context
+from anigraph.context import Context
 from anigraph.services.uploads import multipart
 from anigraph.services.uploads.errors import ObjectError, ObjectRefusal
 from anigraph.services.uploads.grants import Grant, grant_for, session_is_open

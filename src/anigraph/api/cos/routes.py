@@ -13,7 +13,7 @@ from starlette.routing import Match, Route
 from starlette.types import Scope
 
 from anigraph.api.cos.endpoint import CosEndpoint
-from anigraph.services.context import Context
+from anigraph.context import Context
 
 COS_METHODS: Final = ["GET", "HEAD", "PUT", "POST", "DELETE", "OPTIONS"]
 _OBJECT_PATH: Final = re.compile(r"/[0-9]+(?:/|$)")

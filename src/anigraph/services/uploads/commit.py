@@ -13,11 +13,11 @@ import secrets
 from datetime import timedelta
 from typing import Any, Final
 
+from anigraph.context import Context
 from anigraph.db.models_uploads import UploadSession
 from anigraph.domain.errors import TaskError
 from anigraph.notify import outbox
 from anigraph.services import media, procedures
-from anigraph.services.context import Context
 from anigraph.services.uploads.errors import Refusal, UploadError
 from anigraph.services.uploads.objects import local_file, move
 from anigraph.services.uploads.requests import COVER_TYPES

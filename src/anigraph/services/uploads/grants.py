@@ -8,8 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import select
 
+from anigraph.context import Context
 from anigraph.db.models_uploads import UploadSession
-from anigraph.services.context import Context
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,8 @@ from typing import Final
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models_uploads import MultipartUpload, UploadPart
-from anigraph.services.context import Context
 from anigraph.services.uploads.errors import ObjectError, ObjectRefusal, too_large
 from anigraph.services.uploads.grants import Grant, session_is_open
 from anigraph.services.uploads.objects import content_type_of

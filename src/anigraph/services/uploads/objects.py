@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from anigraph.services.context import Context
+from anigraph.context import Context
 from anigraph.services.uploads.requests import COVER_TYPES
 
 

@@ -10,9 +10,9 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
-from anigraph.services.context import Context
+from anigraph.context import Context
+from anigraph.domain.wire import parse_iso
 from anigraph.services.uploads.errors import Refusal, UploadError
-from anigraph.services.wire import parse_iso
 
 REGION: Final = "local"
 """The one storage region; the same name MediaBasicInfo.StorageRegion reports."""

@@ -11,9 +11,9 @@ import secrets
 from datetime import timedelta
 from typing import Any, Final
 
+from anigraph.context import Context
 from anigraph.db.models_uploads import UploadSession
 from anigraph.services import procedures
-from anigraph.services.context import Context
 from anigraph.services.uploads.errors import Refusal, UploadError
 from anigraph.services.uploads.requests import UploadRequest, bad_value, check_request
 from anigraph.services.uploads.sweep import SWEEP_BATCH, sweep

@@ -8,8 +8,8 @@ from typing import Final
 
 from sqlalchemy import delete, select
 
+from anigraph.context import Context
 from anigraph.db.models_uploads import MultipartUpload, UploadPart, UploadSession
-from anigraph.services.context import Context
 
 SWEEP_GRACE: Final = timedelta(hours=1)
 """An open session is swept this long after its credential expired (a write that began just

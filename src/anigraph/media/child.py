@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 PRELOAD: Final = [
     "__main__",
-    "anigraph.jobs.child",
+    "anigraph.media.child",
     "anigraph.media.animate",
     "anigraph.media.gif",
     "anigraph.media.webp",

@@ -1,4 +1,4 @@
-"""Small helpers for Tencent's wire values (spec 7.2): ISO times, ids."""
+"""Tencent's wire values (spec 7.2): ISO times, ids. Plain functions, no I/O."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""What every use case needs: settings, the database, the blob store and the clock.
+"""What every unit of work needs: settings, the database, the blob store, the clock, the wake-up.
 
 Links to stored objects (output ``Url``, ``FileUrl``, ``MediaUrl``…) are built when they are
 read, never trusted from storage: the link mode (``files_url``), the service's ``public_url``
