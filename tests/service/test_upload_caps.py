@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from service_harness import Server, Vod, error_code, free_port
-from upload_helpers import cos_client, object_key, padded_clip, sql
+from upload_helpers import cos_client, cos_config, object_key, padded_clip, sql
 
 MiB = 1024 * 1024
 CAP = 2 * MiB + MiB // 2
@@ -106,17 +106,9 @@ def signed_headers(
     for a body whose length it is not told (raw clients send it as they please)."""
     import requests
     from qcloud_cos.cos_auth import CosS3Auth
-    from qcloud_cos.cos_client import CosConfig
 
     certificate = applied["TempCertificate"]
-    config = CosConfig(
-        Region="local",
-        SecretId=certificate["SecretId"],
-        SecretKey=certificate["SecretKey"],
-        Token=certificate["Token"],
-        Scheme="http",
-        Domain=server.endpoint,
-    )
+    config = cos_config(server, applied)
     key = object_key(applied)
     prepared = requests.Request(
         method,

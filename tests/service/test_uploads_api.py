@@ -22,6 +22,7 @@ import pytest
 from service_harness import Server, Vod, anigraph, error_code, free_port, wait_for_task
 from upload_helpers import (
     cos_client,
+    cos_config,
     expire_session,
     object_key,
     padded_clip,
@@ -476,18 +477,10 @@ def test_stale_signature_refused(server: Server, vod: Vod) -> None:
     """A signature whose time window has passed, or that is far longer than the SDK's."""
     import requests
     from qcloud_cos.cos_auth import CosS3Auth
-    from qcloud_cos.cos_client import CosConfig
 
     applied = vod("ApplyUpload", {"MediaType": "mp4"})
     certificate = applied["TempCertificate"]
-    config = CosConfig(
-        Region="local",
-        SecretId=certificate["SecretId"],
-        SecretKey=certificate["SecretKey"],
-        Token=certificate["Token"],
-        Scheme="http",
-        Domain=server.endpoint,
-    )
+    config = cos_config(server, applied)
     url = f"{server.url}/{object_key(applied)}"
     headers = {"x-cos-security-token": certificate["Token"]}
     from qcloud_cos import cos_auth
@@ -788,7 +781,6 @@ def capped_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_size_cap(capped_server: Server, tmp_path: Path) -> None:
     import requests
     from qcloud_cos.cos_auth import CosS3Auth
-    from qcloud_cos.cos_client import CosConfig
 
     vod = Vod(capped_server, capped_server.default_key())
     applied = vod("ApplyUpload", {"MediaType": "mp4"})
@@ -801,14 +793,7 @@ def test_size_cap(capped_server: Server, tmp_path: Path) -> None:
 
     # Not declared (chunked): cut off once the cap is passed.
     certificate = applied["TempCertificate"]
-    config = CosConfig(
-        Region="local",
-        SecretId=certificate["SecretId"],
-        SecretKey=certificate["SecretKey"],
-        Token=certificate["Token"],
-        Scheme="http",
-        Domain=capped_server.endpoint,
-    )
+    config = cos_config(capped_server, applied)
 
     def chunks() -> Iterator[bytes]:
         for _ in range(40):
@@ -853,18 +838,10 @@ def test_client_gone_mid_upload_leaves_nothing(server: Server, vod: Vod) -> None
 
     import requests
     from qcloud_cos.cos_auth import CosS3Auth
-    from qcloud_cos.cos_client import CosConfig
 
     applied = vod("ApplyUpload", {"MediaType": "mp4"})
     certificate = applied["TempCertificate"]
-    config = CosConfig(
-        Region="local",
-        SecretId=certificate["SecretId"],
-        SecretKey=certificate["SecretKey"],
-        Token=certificate["Token"],
-        Scheme="http",
-        Domain=server.endpoint,
-    )
+    config = cos_config(server, applied)
     key = object_key(applied)
     prepared = requests.Request(
         "PUT",

@@ -21,7 +21,14 @@ from media_factory import make_clip
 def cos_client(server: Server, applied: dict[str, Any], **overrides: Any) -> Any:
     """``CosS3Client`` exactly as a user points it at anigraph: ``Domain`` + ``Scheme="http"``
     and ApplyUpload's TempCertificate (``overrides`` replace any ``CosConfig`` argument)."""
-    from qcloud_cos import CosConfig, CosS3Client
+    from qcloud_cos import CosS3Client
+
+    return CosS3Client(cos_config(server, applied, **overrides))
+
+
+def cos_config(server: Server, applied: dict[str, Any], **overrides: Any) -> Any:
+    """The ``CosConfig`` of :func:`cos_client` (also what ``CosS3Auth`` signs raw requests with)."""
+    from qcloud_cos import CosConfig
 
     certificate = applied["TempCertificate"]
     options: dict[str, Any] = {
@@ -34,7 +41,7 @@ def cos_client(server: Server, applied: dict[str, Any], **overrides: Any) -> Any
         "Timeout": 60,
     }
     options.update(overrides)
-    return CosS3Client(CosConfig(**options))
+    return CosConfig(**options)
 
 
 def object_key(applied: dict[str, Any]) -> str:

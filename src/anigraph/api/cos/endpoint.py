@@ -38,7 +38,7 @@ from anigraph.api.cos.wire import (
     xml_body,
 )
 from anigraph.context import Context
-from anigraph.services.uploads import multipart
+from anigraph.services.uploads import joining, multipart
 from anigraph.services.uploads.errors import ObjectError, ObjectRefusal
 from anigraph.services.uploads.grants import Grant, grant_for, session_is_open
 from anigraph.services.uploads.objects import content_type_of
@@ -182,7 +182,7 @@ class CosEndpoint:
         wanted = part_list(root)
         upload_id = call.query.get("uploadId")
         etag = await run_in_threadpool(
-            multipart.complete_multipart, self.ctx, grant, key, upload_id, wanted
+            joining.complete_multipart, self.ctx, grant, key, upload_id, wanted
         )
         host = call.request.headers.get("host", "")
         body = (

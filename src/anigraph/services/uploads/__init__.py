@@ -9,7 +9,7 @@ The flow, as Tencent's SDKs drive it (spec 2.5, 6.1):
    credential (:mod:`.grants`), which may write only this session's media and cover keys, only
    until it expires. The bytes land under a staging key the client never learns, so nothing is
    visible in ``/files`` or in media before the commit; multipart uploads keep their parts in
-   :mod:`.multipart` until they are joined.
+   :mod:`.multipart` until they are joined (:mod:`.joining`).
 3. ``commit`` (:mod:`.commit`) publishes the staged object under the key ApplyUpload promised,
    probes it, then in ONE transaction: closes the session, creates the media item, queues
    ``NewFileUpload`` and starts the task flow ApplyUpload named. A session commits at most

@@ -1,17 +1,15 @@
-"""The multipart object protocol's state: uploads, their parts, and joining them into the object.
+"""The multipart object protocol's state: uploads and their parts.
 
 The COS endpoint (``api/cos``) streams each part into the store under a fresh key and records
-it here; completing joins the listed parts into the session's staging object. Sizes are
+it here; completing joins the listed parts into the session's staging object
+(:mod:`.joining`). Sizes are
 checked against ``max_upload_bytes`` before a part is streamed and again under a lock when it
 is recorded, so parts sent concurrently cannot pass the cap together.
 """
 
 from __future__ import annotations
 
-import hashlib
-import itertools
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
@@ -22,8 +20,7 @@ from sqlalchemy.orm import Session
 from anigraph.context import Context
 from anigraph.db.models_uploads import MultipartUpload, UploadPart
 from anigraph.services.uploads.errors import ObjectError, ObjectRefusal, too_large
-from anigraph.services.uploads.grants import Grant, session_is_open
-from anigraph.services.uploads.objects import content_type_of
+from anigraph.services.uploads.grants import Grant
 
 MAX_PART_NUMBER: Final = 10_000
 """COS part numbers run from 1 to 10000."""
@@ -58,7 +55,7 @@ class PartInfo:
         return f'"{self.md5}"'
 
 
-def _no_such_upload() -> ObjectError:
+def no_such_upload() -> ObjectError:
     return ObjectError(
         ObjectRefusal.NO_SUCH_UPLOAD,
         "The specified multipart upload does not exist: it was never initiated, or it was "
@@ -66,7 +63,7 @@ def _no_such_upload() -> ObjectError:
     )
 
 
-def _locked_upload(
+def locked_upload(
     session: Session,
     grant: Grant,
     object_key: str,
@@ -82,7 +79,7 @@ def _locked_upload(
         or row.object_key != object_key
         or row.state not in states
     ):
-        raise _no_such_upload()
+        raise no_such_upload()
     return row
 
 
@@ -139,7 +136,7 @@ def list_parts(
 ) -> tuple[list[PartInfo], bool]:
     """Parts numbered above ``marker``, at most ``limit``; and whether more follow."""
     with ctx.db.session() as session:
-        _locked_upload(session, grant, object_key, upload_id)
+        locked_upload(session, grant, object_key, upload_id)
         rows = session.scalars(
             select(UploadPart)
             .where(UploadPart.upload_id == upload_id, UploadPart.part_number > marker)
@@ -155,7 +152,7 @@ def part_budget(ctx: Context, grant: Grant, object_key: str, upload_id: str, num
     checked before streaming so an oversized part is cut off early (``record_part`` re-checks
     under a lock)."""
     with ctx.db.session() as session:
-        _locked_upload(session, grant, object_key, upload_id)
+        locked_upload(session, grant, object_key, upload_id)
         others = session.scalar(
             select(func.coalesce(func.sum(UploadPart.size), 0)).where(
                 UploadPart.upload_id == upload_id, UploadPart.part_number != number
@@ -184,7 +181,7 @@ def record_part(
     replaced = ""
     try:
         with ctx.db.session() as session:
-            _locked_upload(session, grant, object_key, upload_id)
+            locked_upload(session, grant, object_key, upload_id)
             others = session.scalar(
                 select(func.coalesce(func.sum(UploadPart.size), 0)).where(
                     UploadPart.upload_id == upload_id, UploadPart.part_number != number
@@ -254,96 +251,10 @@ def oversized(ctx: Context, grant: Grant, object_key: str, upload_id: str) -> Ob
     )
 
 
-def _check_part_list(
-    ctx: Context, wanted: Sequence[tuple[int, str]], have: dict[int, UploadPart]
-) -> list[UploadPart]:
-    if not wanted:
-        raise ObjectError(ObjectRefusal.EMPTY_PART_LIST, "The part list is empty.")
-    numbers = [number for number, _ in wanted]
-    if any(b <= a for a, b in itertools.pairwise(numbers)):
-        raise ObjectError(
-            ObjectRefusal.PART_ORDER, "The list of parts was not in ascending order of part number."
-        )
-    chosen: list[UploadPart] = []
-    for number, etag in wanted:
-        part = have.get(number)
-        if part is None or etag.strip().strip('"').lower() != part.md5:
-            raise ObjectError(
-                ObjectRefusal.INVALID_PART,
-                f"Part {number} has not been uploaded, or its ETag does not match.",
-            )
-        chosen.append(part)
-    for part in chosen[:-1]:
-        if part.size < MIN_PART_SIZE:
-            raise ObjectError(
-                ObjectRefusal.PART_TOO_SMALL,
-                f"Part {part.part_number} is smaller than {MIN_PART_SIZE} bytes; only the last "
-                "part may be smaller.",
-            )
-    if sum(part.size for part in chosen) > ctx.settings.max_upload_bytes:
-        raise too_large(ctx.settings.max_upload_bytes)
-    return chosen
-
-
-def _set_upload_state(ctx: Context, upload_id: str, state: str) -> None:
-    with ctx.db.session() as session:
-        row = session.get(MultipartUpload, upload_id)
-        if row is not None:
-            row.state = state
-
-
-def complete_multipart(
-    ctx: Context,
-    grant: Grant,
-    object_key: str,
-    upload_id: str,
-    wanted: Sequence[tuple[int, str]],
-) -> str:
-    """Join the listed parts into the object; returns its ETag, ``"<md5 of part md5s>-<n>"``.
-
-    The upload is claimed first (state ``completing``), so a concurrent complete, part or abort
-    sees ``NoSuchUpload`` instead of racing the join; a failed join releases the claim.
-    """
-    staging_key = grant.staging_key(object_key)
-    if staging_key is None:
-        raise _no_such_upload()
-    with ctx.db.session() as session:
-        _locked_upload(session, grant, object_key, upload_id)
-        have = {
-            part.part_number: part
-            for part in session.scalars(select(UploadPart).where(UploadPart.upload_id == upload_id))
-        }
-        chosen = [(part.store_key, part.md5) for part in _check_part_list(ctx, wanted, have)]
-        all_keys = [part.store_key for part in have.values()]
-        session.get_one(MultipartUpload, upload_id).state = "completing"
-    try:
-        with ctx.store.writer(staging_key, content_type_of(object_key)) as out:
-            for part_key, _ in chosen:
-                for chunk in ctx.store.open(part_key):
-                    out.write(chunk)
-    except BaseException:
-        _set_upload_state(ctx, upload_id, "open")
-        raise
-    with ctx.db.session() as session:
-        session.execute(delete(UploadPart).where(UploadPart.upload_id == upload_id))
-        session.execute(delete(MultipartUpload).where(MultipartUpload.upload_id == upload_id))
-    for key in all_keys:
-        ctx.store.delete(key)
-    if not session_is_open(ctx, grant.session_key):
-        ctx.store.delete(staging_key)
-        raise ObjectError(
-            ObjectRefusal.SESSION_CLOSED, "The upload session was committed or has expired."
-        )
-    digest = hashlib.md5(usedforsecurity=False)
-    for _, md5 in chosen:
-        digest.update(bytes.fromhex(md5))
-    return f'"{digest.hexdigest()}-{len(chosen)}"'
-
-
 def abort_multipart(ctx: Context, grant: Grant, object_key: str, upload_id: str) -> None:
     """Drop a multipart upload and its parts (also one ended as oversized)."""
     with ctx.db.session() as session:
-        _locked_upload(session, grant, object_key, upload_id, ("open", OVERSIZED))
+        locked_upload(session, grant, object_key, upload_id, ("open", OVERSIZED))
         keys = list(
             session.scalars(select(UploadPart.store_key).where(UploadPart.upload_id == upload_id))
         )
