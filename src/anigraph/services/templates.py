@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from anigraph.db.models import Template
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import (
+    DEFAULT_DURATION,
     FIRST_CUSTOM_DEFINITION,
     MAX_CUSTOM_TEMPLATES,
     PRESETS,
@@ -82,8 +83,13 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
         quality=float(values.get("Quality", 75.0)),
         create_time=now,
         update_time=now,
+        max_size=values.get("MaxSize", 0),
+        quality_target=float(values.get("QualityTarget", 0.0)),
+        segment_mode=values.get("SegmentMode", "Fixed"),
+        duration=float(values.get("Duration", DEFAULT_DURATION)),
+        loop_mode=values.get("LoopMode", "None"),
     )
-    check_template(spec, modifying=False)
+    check_template(spec, modifying=False, max_output_bytes=ctx.settings.max_output_bytes)
     with ctx.db.session() as session:
         # Serialise all creations (a transaction-scoped advisory lock on PostgreSQL; SQLite's
         # write lock already does): two requests cannot both pass the 16-template check, and
@@ -131,6 +137,11 @@ def _new_row(spec: TemplateSpec, sub_app_id: int, definition: int, now: datetime
         quality=spec.quality,
         created_at=now,
         updated_at=now,
+        max_size=spec.max_size,
+        quality_target=spec.quality_target,
+        segment_mode=spec.segment_mode,
+        duration=spec.duration,
+        loop_mode=spec.loop_mode,
     )
 
 
@@ -143,7 +154,13 @@ _FIELDS = {
     "ResolutionAdaptive": "resolution_adaptive",
     "Fps": "fps",
     "Quality": "quality",
+    "MaxSize": "max_size",
+    "QualityTarget": "quality_target",
+    "SegmentMode": "segment_mode",
+    "Duration": "duration",
+    "LoopMode": "loop_mode",
 }
+_FLOATS = ("quality", "quality_target", "duration")
 
 
 def modify(ctx: Context, sub_app_id: int, definition: int, values: dict[str, Any]) -> None:
@@ -158,10 +175,11 @@ def modify(ctx: Context, sub_app_id: int, definition: int, values: dict[str, Any
         }
         if "resolution_adaptive" in changes:
             changes["resolution_adaptive"] = ResolutionAdaptive(str(changes["resolution_adaptive"]))
-        if "quality" in changes:
-            changes["quality"] = float(changes["quality"])  # type: ignore[arg-type]
+        for attr in _FLOATS:
+            if attr in changes:
+                changes[attr] = float(changes[attr])  # type: ignore[arg-type]
         spec = modified(_spec(row), changes, ctx.now())
-        check_template(spec, modifying=True)
+        check_template(spec, modifying=True, max_output_bytes=ctx.settings.max_output_bytes)
         for attr, value in asdict(spec).items():
             if attr in _FIELDS.values():
                 setattr(row, attr, value.value if attr == "resolution_adaptive" else value)
