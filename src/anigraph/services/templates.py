@@ -10,7 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from anigraph.db.models import Template
+from anigraph.db.models import Template, TemplateCounter
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import (
     DEFAULT_DURATION,
@@ -104,19 +104,34 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
         if (count or 0) >= MAX_CUSTOM_TEMPLATES:
             raise TooManyTemplates(MAX_CUSTOM_TEMPLATES)
         # A row written by something else than this path (a copy being moved in) could still
-        # hold max + 1 by the time we insert: retried with the next number.
+        # hold the next number by the time we insert: retried with the one after.
         for _ in range(ALLOCATION_ATTEMPTS):
-            highest = session.scalar(select(func.max(Template.definition)))
+            definition = _next_definition(session)
             try:
                 with session.begin_nested():
-                    row = _new_row(
-                        spec, sub_app_id, max(highest or 0, FIRST_CUSTOM_DEFINITION - 1) + 1, now
-                    )
-                    session.add(row)
-                return row.definition
+                    session.add(_new_row(spec, sub_app_id, definition, now))
+                return definition
             except IntegrityError:
                 continue
         raise RuntimeError("could not allocate a template Definition")
+
+
+def _next_definition(session: Session) -> int:
+    """One above every Definition given out so far, deleted ones included (never reused).
+
+    The caller holds the creation lock. The counter row is made at the first creation (a
+    database from before it starts above its highest template).
+    """
+    counter = session.get(TemplateCounter, 1)
+    highest = session.scalar(select(func.max(Template.definition))) or 0
+    given = counter.last_definition if counter is not None else 0
+    definition = max(given, highest, FIRST_CUSTOM_DEFINITION - 1) + 1
+    if counter is None:
+        session.add(TemplateCounter(id=1, last_definition=definition))
+    else:
+        counter.last_definition = definition
+    session.flush()
+    return definition
 
 
 ALLOCATION_ATTEMPTS = 5
