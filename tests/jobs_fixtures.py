@@ -28,6 +28,21 @@ from anigraph.storage.local import LocalStore
 
 SUB_APP = 1500000001
 OTHER_SUB_APP = 1500000002
+OUTPUT_KEYS = frozenset(
+    {
+        "Url",
+        "Definition",
+        "Container",
+        "Height",
+        "Width",
+        "Bitrate",
+        "Size",
+        "Md5",
+        "StartTimeOffset",
+        "EndTimeOffset",
+    }
+)
+"""Tencent's MediaAnimatedGraphicsItem: an Output's members when no extension is used."""
 T0 = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
 

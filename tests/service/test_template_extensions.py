@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from service_harness import Server, Vod, error_code
 
+from jobs_fixtures import OUTPUT_KEYS
+
 TENCENT_TEMPLATE_KEYS = {
     "Definition",
     "Type",
@@ -30,18 +32,6 @@ TENCENT_TEMPLATE_KEYS = {
     "UpdateTime",
 }
 EXTENSION_KEYS = {"MaxSize", "QualityTarget", "SegmentMode", "Duration", "LoopMode"}
-TENCENT_OUTPUT_KEYS = {
-    "Url",
-    "Definition",
-    "Container",
-    "Height",
-    "Width",
-    "Bitrate",
-    "Size",
-    "Md5",
-    "StartTimeOffset",
-    "EndTimeOffset",
-}
 MAX_OUTPUT_BYTES = 256 * 1024 * 1024  # the max_output_bytes setting's default
 
 
@@ -64,21 +54,7 @@ def describe_one(vod: Vod, definition: int) -> dict[str, Any]:
 
 
 def test_extension_template_round_trip(fresh: Vod) -> None:
-    definition = fresh.call_json(
-        "CreateAnimatedGraphicsTemplate",
-        {
-            "Fps": 8,
-            "MaxSize": 500_000,
-            "QualityTarget": 0.9,
-            "SegmentMode": "Highlight",
-            "Duration": 2.5,
-            "LoopMode": "Crossfade",
-            "Format": "mp4",
-        },
-    )["Definition"]
-    row = describe_one(fresh, definition)
-    assert set(row) == TENCENT_TEMPLATE_KEYS | EXTENSION_KEYS
-    assert {name: row[name] for name in EXTENSION_KEYS | {"Format"}} == {
+    extensions = {
         "MaxSize": 500_000,
         "QualityTarget": 0.9,
         "SegmentMode": "Highlight",
@@ -86,6 +62,12 @@ def test_extension_template_round_trip(fresh: Vod) -> None:
         "LoopMode": "Crossfade",
         "Format": "mp4",
     }
+    definition = fresh.call_json("CreateAnimatedGraphicsTemplate", {"Fps": 8, **extensions})[
+        "Definition"
+    ]
+    row = describe_one(fresh, definition)
+    assert set(row) == TENCENT_TEMPLATE_KEYS | EXTENSION_KEYS
+    assert {name: row[name] for name in extensions} == extensions
     assert type(row["MaxSize"]) is int and type(row["Duration"]) is float
 
 
@@ -231,9 +213,9 @@ def test_processing_with_an_extension_template_extends_output_only_there(
     )
     assert ext_result["Status"] == "SUCCESS" and plain_result["Status"] == "SUCCESS"
     ext_output, plain_output = ext_result["Output"], plain_result["Output"]
-    assert set(plain_output) == TENCENT_OUTPUT_KEYS
-    assert set(ext_output) >= TENCENT_OUTPUT_KEYS | {"FrameCount", "Fps", "Adjustments"}
-    assert set(ext_output) - TENCENT_OUTPUT_KEYS <= {
+    assert set(plain_output) == OUTPUT_KEYS
+    assert set(ext_output) >= OUTPUT_KEYS | {"FrameCount", "Fps", "Adjustments"}
+    assert set(ext_output) - OUTPUT_KEYS <= {
         "FrameCount",
         "Fps",
         "Adjustments",
@@ -247,4 +229,4 @@ def test_processing_with_an_extension_template_extends_output_only_there(
         item["Definition"]: set(item)
         for item in info["AnimatedGraphicsInfo"]["AnimatedGraphicsSet"]
     }
-    assert shapes == {extended: set(ext_output), plain: TENCENT_OUTPUT_KEYS}
+    assert shapes == {extended: set(ext_output), plain: OUTPUT_KEYS}
