@@ -230,3 +230,20 @@ def test_processing_with_an_extension_template_extends_output_only_there(
         for item in info["AnimatedGraphicsInfo"]["AnimatedGraphicsSet"]
     }
     assert shapes == {extended: set(ext_output), plain: OUTPUT_KEYS}
+
+
+def test_extension_fields_in_flattened_form(server: Server, fresh: Vod, sub_app: int) -> None:
+    """GET (and legacy-signed) requests carry every value as text: converted, then checked."""
+    flat = Vod(server, server.create_key(sub_app), req_method="GET")
+    definition = flat.call_json(
+        "CreateAnimatedGraphicsTemplate",
+        {"Fps": 5, "MaxSize": 40960, "QualityTarget": 0.85, "LoopMode": "Seamless"},
+    )["Definition"]
+    row = describe_one(fresh, definition)
+    assert (row["MaxSize"], row["QualityTarget"], row["LoopMode"]) == (40960, 0.85, "Seamless")
+    assert (
+        error_code(
+            lambda: flat.call_json("CreateAnimatedGraphicsTemplate", {"Fps": 5, "MaxSize": 1.5})
+        )
+        == "InvalidParameterValue.MaxSize"
+    )
