@@ -39,7 +39,7 @@ from scaled_harness import (
 )
 from service_harness import Vod, error_code
 
-from anigraph.services.wire import EMPTY_TIME as NOT_YET
+from anigraph.domain.wire import EMPTY_TIME as NOT_YET
 from media_factory import make_clip
 
 if TYPE_CHECKING:

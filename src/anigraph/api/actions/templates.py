@@ -7,6 +7,7 @@ from typing import Any
 from anigraph.api.errors import ApiError, Code, template_not_exist, too_much_template
 from anigraph.api.params import FLOAT, STRING, UINT64, Array, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.domain.templates import (
     COMMENT_MAX,
     DURATION_RANGE,
@@ -18,9 +19,8 @@ from anigraph.domain.templates import (
     TemplateRuleError,
     TemplateSpec,
 )
+from anigraph.domain.wire import iso
 from anigraph.services import templates
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 _ADAPTIVE = frozenset({"open", "close"})
 _FORMAT = frozenset(FORMATS + EXTENSION_FORMATS)
