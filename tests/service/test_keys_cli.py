@@ -18,6 +18,10 @@ def test_default_key_created_once(tmp_path: Path) -> None:
     assert set(key) == {"SecretId", "SecretKey", "SubAppId"}
     path = server.data_dir / "default-key.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # The database holds every SecretKey: as private as the key file, its folder too.
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    for name in ("anigraph.db", "anigraph.db-wal", "anigraph.db-shm"):
+        assert stat.S_IMODE((server.data_dir / name).stat().st_mode) == 0o600, name
     assert Vod(server, key)("DescribeAnimatedGraphicsTemplates")["TotalCount"] == 2
     server.stop()
     server.start()
