@@ -66,17 +66,6 @@ def md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """Every Store backend; the contract tests below must pass for each."""
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    if request.param == "s3":
-        s3: Store = request.getfixturevalue("s3_store")  # moto on loopback (storage_fixtures)
-        return s3
-    raise AssertionError(request.param)
-
-
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     path = tmp_path / "scratch" / "out.gif"
