@@ -21,8 +21,8 @@ import threading
 import time
 from typing import Final
 
+from anigraph.context import Context
 from anigraph.jobs.runner import sweep_staging
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 
