@@ -41,7 +41,7 @@ def prepare_data_dir(path: Path) -> None:
     path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
     current = stat.S_IMODE(path.stat().st_mode)
     if current & 0o077:
-        log.warning("data folder %s was mode %o; making it %o", path, current, PRIVATE_DIR_MODE)
+        log.info("data folder %s was mode %o; making it %o", path, current, PRIVATE_DIR_MODE)
     if current != PRIVATE_DIR_MODE:
         path.chmod(PRIVATE_DIR_MODE)
 

@@ -109,7 +109,7 @@ def _private_sqlite_files(url: str) -> None:
         try:
             current = stat.S_IMODE(path.stat().st_mode)
             if current & 0o077:
-                log.warning("%s was mode %o; making it %o", path, current, PRIVATE_FILE_MODE)
+                log.info("%s was mode %o; making it %o", path, current, PRIVATE_FILE_MODE)
                 path.chmod(PRIVATE_FILE_MODE)
         except FileNotFoundError:
             continue
