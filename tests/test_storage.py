@@ -1,7 +1,8 @@
 """The Store contract, run against every backend, then what only the local store promises.
 
-The contract part is parametrized by the ``store`` fixture: a new backend (S3, memory) joins by
-adding a parameter there, and must pass every test in the first half of this file unchanged.
+The contract part is parametrized by the ``store`` fixture (``storage_fixtures``): a new backend
+(S3, memory) joins by adding a parameter there, and must pass every test in the first half of
+this file (and ``test_storage_sweep.py``) unchanged.
 """
 
 from __future__ import annotations
