@@ -34,3 +34,8 @@ def output_size(
     if width:
         return width, _derived(src_h * width / src_w)
     return _derived(src_w * height / src_h), height
+
+
+def even_size(width: int, height: int) -> tuple[int, int]:
+    """Each side rounded down to an even number, at least 2: what H.264's 4:2:0 (MP4) needs."""
+    return max(2, width - width % 2), max(2, height - height % 2)

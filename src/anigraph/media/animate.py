@@ -18,7 +18,7 @@ from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from anigraph.domain.errors import ErrCodeExt, TaskError
-from anigraph.domain.geometry import output_size
+from anigraph.domain.geometry import even_size, output_size
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
 from anigraph.media.decode import DecodeStats, Segment, check_deadline, segment_frames
@@ -70,6 +70,8 @@ class _Converter:
         shown_w, shown_h = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
         p = self._params
         width, height = output_size(shown_w, shown_h, p.width, p.height, p.resolution_adaptive)
+        if p.format is OutputFormat.MP4:
+            width, height = even_size(width, height)
         if width * height > self._limits.max_output_pixels:
             raise TaskError(
                 ErrCodeExt.CONFIGURATION_UNSUPPORTED,
@@ -231,6 +233,31 @@ def _encode_webp(
     return first.width, first.height
 
 
+def _encode_video(
+    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
+) -> tuple[int, int]:
+    """AVIF or MP4: a video codec fed the timeline's frames (media/timed_video.py)."""
+    from anigraph.media.avif import AvifEncoder
+    from anigraph.media.mp4 import Mp4Encoder
+
+    kind = AvifEncoder if job.params.format is OutputFormat.AVIF else Mp4Encoder
+    first = next(frames)
+    threads = job.limits.threads or os.cpu_count() or 1
+    choices = choices_for(job.params.quality)
+    encoder = kind(job.part, first.width, first.height, job.params.fps, timeline, choices, threads)
+    try:
+        encoder.write(first)
+        progress.step()
+        for frame in frames:
+            encoder.write(frame)
+            progress.step()
+        encoder.close()
+    except BaseException:
+        encoder.abort()
+        raise
+    return first.width, first.height
+
+
 def animate(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
@@ -287,9 +314,12 @@ def animate(
                 if params.format is OutputFormat.GIF:
                     gif_frames = job.frames(container, stream, job.converter.rgba)
                     width, height = _encode_gif(job, gif_frames, timeline, steps)
-                else:
+                elif params.format is OutputFormat.WEBP:
                     webp_frames = job.frames(container, stream, job.converter.yuv)
                     width, height = _encode_webp(job, webp_frames, timeline, steps)
+                else:
+                    video_frames = job.frames(container, stream, job.converter.yuv)
+                    width, height = _encode_video(job, video_frames, timeline, steps)
         size = part.stat().st_size
         if size > limits.max_output_bytes:
             raise TaskError(
