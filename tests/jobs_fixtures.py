@@ -1,6 +1,6 @@
 """Helpers for the worker-layer tests: a real database, store and clock, rows, and child jobs.
 
-The job functions at the bottom run inside the media child process (``anigraph.jobs.child``);
+The job functions at the bottom run inside the media child process (``anigraph.media.child``);
 they are module-level so the child can unpickle them by reference.
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from anigraph.context import Context, utc_now
 from anigraph.db.database import Database
 from anigraph.db.models import Media, MediaOutput, SubApp, Task, Template
+from anigraph.domain.wire import new_file_id, new_task_id
 from anigraph.media.types import AnimateParams, Limits, MetaData, ProgressCallback, Result
-from anigraph.services.context import Context, utc_now
-from anigraph.services.wire import new_file_id, new_task_id
 from anigraph.settings import Settings
 from anigraph.storage.local import LocalStore
 
@@ -290,7 +290,7 @@ def lower_retire_cap(
     progress: ProgressCallback,
 ) -> Result:
     """Like ``report_pid``, in a child that then finds itself over the memory cap."""
-    from anigraph.jobs import child
+    from anigraph.media import child
 
     child.RETIRE_RSS_BYTES = 1  # type: ignore[misc]
     return report_pid(source, output, params, limits, deadline, progress)

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from celery import Celery
 
+from anigraph.context import Context
 from anigraph.jobs import leases
 from anigraph.jobs.celery_transport import SKIPPED, TASK_NAME, make_celery, publish_wake
 from anigraph.metrics import Metrics
 from anigraph.server import Service
-from anigraph.services.context import Context
 from jobs_fixtures import add_media, add_task, entry, load_task, make_ctx, outputs
 from media_factory import make_clip
 from redis_fixtures import free_port

@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.pool import NullPool
 
+from anigraph.context import Context
 from anigraph.db.database import Database
 from anigraph.db.migrate import config, current, target_metadata
 from anigraph.db.models import Dedupe, Media, SubApp, Task
@@ -34,7 +35,6 @@ from anigraph.jobs.pool import new_owner
 from anigraph.notify import config as event_config
 from anigraph.notify import outbox, pull
 from anigraph.services import processing
-from anigraph.services.context import Context
 from anigraph.settings import Settings
 from anigraph.storage.local import LocalStore
 from jobs_fixtures import (

@@ -21,15 +21,15 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select, update
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.db.models_events import OutboxEvent
 from anigraph.jobs import leases
+from anigraph.jobs.procedure_events import install_hooks
 from anigraph.metrics import Metrics
 from anigraph.notify import config, dead_letters, outbox, pull
 from anigraph.notify.dispatch import EventDispatcher, RetrySchedule, callback_body
-from anigraph.notify.procedure_events import install_hooks
 from anigraph.services import media
-from anigraph.services.context import Context
 from jobs_fixtures import (
     OTHER_SUB_APP,
     SUB_APP,
@@ -427,7 +427,7 @@ def test_a_failing_event_write_rolls_the_subtask_change_back(
     def broken_emit(*args: Any) -> None:
         raise RuntimeError("outbox unavailable")
 
-    monkeypatch.setattr("anigraph.notify.procedure_events.emit", broken_emit)
+    monkeypatch.setattr("anigraph.jobs.procedure_events.emit", broken_emit)
     with pytest.raises(RuntimeError):
         leases.record_subtask(pulling, task_id, owner, 0, ended())
     assert load_task(pulling, task_id).subtasks[0]["AnimatedGraphicTask"]["Status"] == (

@@ -25,14 +25,15 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, update
 
+from anigraph.context import Context
 from anigraph.db.models import Media, Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
-from anigraph.jobs import child, leases, pull
+from anigraph.jobs import leases, pull
 from anigraph.jobs.pool import WorkerPool, new_owner
 from anigraph.jobs.runner import Outcome, run_claimed, staging_dir, sweep_staging
+from anigraph.media import child
 from anigraph.media.types import AnimateParams, Limits, OutputFormat
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 from anigraph.services.pull import PullRequest, create_pull_task
 from anigraph.storage.local import LocalStore
 from jobs_fixtures import (
@@ -488,7 +489,7 @@ def test_a_warm_child_exits_when_its_parent_is_killed(tmp_path: Path, small_clip
         "import sys, time\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from pathlib import Path\n"
-        "from anigraph.jobs import child\n"
+        "from anigraph.media import child\n"
         "from anigraph.media.types import AnimateParams, Limits\n"
         "from jobs_fixtures import report_pid\n"
         "if __name__ == '__main__':\n"

@@ -23,15 +23,15 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from anigraph.jobs import leases
+from anigraph.context import Context
+from anigraph.jobs import leases, procedure_events
 from anigraph.jobs.pool import new_owner
 from anigraph.jobs.runner import Outcome, run_claimed
 from anigraph.metrics import Metrics
-from anigraph.notify import config, procedure_events
+from anigraph.notify import config
 from anigraph.notify import pull as event_pull
 from anigraph.notify.dispatch import EventDispatcher, RetrySchedule
 from anigraph.services import media, tasks
-from anigraph.services.context import Context
 from anigraph.services.pull import PullRequest, create_pull_task
 from anigraph.settings import Settings, load
 from anigraph.storage.factory import parse_store_url

@@ -32,16 +32,16 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy import update
 
+from anigraph.context import Context
 from anigraph.db.models import Task
+from anigraph.domain.wire import iso
 from anigraph.jobs import celery_transport, leases
 from anigraph.jobs.celery_transport import CeleryWaker, make_celery
-from anigraph.jobs.child import JobFunction, animate_job
 from anigraph.jobs.pool import WorkerPool
 from anigraph.jobs.runner import run_claimed
+from anigraph.media.child import JobFunction, animate_job
 from anigraph.metrics import Metrics
 from anigraph.server import Service
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 from jobs_fixtures import (
     add_media,
     add_task,

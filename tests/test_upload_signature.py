@@ -20,11 +20,11 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from anigraph.cli_upload_signature import register
+from anigraph.cli.upload_signature import register
+from anigraph.context import Context
 from anigraph.db.models_upload_signatures import UploadSignatureUse
 from anigraph.server import open_context
 from anigraph.services import keys
-from anigraph.services.context import Context
 from anigraph.services.upload_signature import (
     MAX_LIFETIME_SECONDS,
     RANDOM_MAX,

@@ -1,4 +1,9 @@
-"""Assembling and running the service on one machine: database, store, workers and HTTP."""
+"""The composition root: assembling and running the service (database, store, workers, HTTP).
+
+Only this module (and the command line above it) puts the layers together: it builds the
+context, installs the workers' ProcedureStateChanged hooks, starts the callback dispatcher, and
+hands the Celery transport the service it runs tasks with.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from anigraph.context import Context
 from anigraph.db.database import Database
 from anigraph.metrics import Metrics
 from anigraph.services import keys
-from anigraph.services.context import Context
 from anigraph.settings import DEFAULT_KEY_FILE, Settings
 from anigraph.storage.factory import parse_store_url
 
 if TYPE_CHECKING:
     from anigraph.jobs.pool import WorkerPool
+    from anigraph.notify.dispatch import EventDispatcher
 
 log = logging.getLogger("anigraph.server")
 
@@ -61,6 +67,23 @@ def build(settings: Settings) -> Service:
     metrics = Metrics()
     metrics.watch_queue(lambda: leases.counts(ctx))
     return Service(ctx, metrics)
+
+
+def start_notifications(service: Service) -> EventDispatcher:
+    """Install the ProcedureStateChanged hooks bound to the service's context and start the
+    callback dispatcher: every process that finishes tasks calls this once at start.
+
+    Call ``stop()`` on the result at shutdown, after the workers have drained, so that the
+    events of their last tasks are at least in the outbox (they are sent at the next start
+    if the dispatcher stops first).
+    """
+    from anigraph.jobs.procedure_events import install_hooks
+    from anigraph.notify.dispatch import EventDispatcher
+
+    install_hooks(service.ctx)
+    dispatcher = EventDispatcher(service.ctx, service.metrics)
+    dispatcher.start()
+    return dispatcher
 
 
 def _draining_server_class() -> type:
@@ -123,9 +146,7 @@ def serve(settings: Settings) -> None:
             flush=True,
         )
     load_actions()
-    from anigraph.notify.service import start_notifications
-
-    notifications = start_notifications(ctx, service.metrics)
+    notifications = start_notifications(service)
     slots = settings.serve_slots
     pool = (
         WorkerPool(ctx, service.metrics, slots, idle_wait=settings.idle_poll_seconds)
@@ -170,7 +191,6 @@ def work(settings: Settings) -> None:
     import threading
 
     from anigraph.jobs.pool import WorkerPool
-    from anigraph.notify.service import start_notifications
 
     service = build(settings)
     ctx = service.ctx
@@ -182,7 +202,7 @@ def work(settings: Settings) -> None:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    notifications = start_notifications(ctx, service.metrics)
+    notifications = start_notifications(service)
     slots = max(settings.worker_slots, 1)
     pool = WorkerPool(ctx, service.metrics, slots, idle_wait=settings.idle_poll_seconds)
     ctx.wake_workers = _wakers(settings, pool)

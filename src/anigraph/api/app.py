@@ -19,8 +19,8 @@ from anigraph.api.errors import request_size_limit_exceeded
 from anigraph.api.files import files_route
 from anigraph.api.ugc import ugc_routes
 from anigraph.console import console_routes
+from anigraph.context import Context
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 
 log = logging.getLogger("anigraph.api")
 

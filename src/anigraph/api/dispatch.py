@@ -13,8 +13,8 @@ from anigraph.api.errors import ApiError, Code, internal_error, invalid_action
 from anigraph.api.params import parse
 from anigraph.api.registry import Caller, load_actions
 from anigraph.api.signing import verify_request
+from anigraph.context import Context
 from anigraph.services import keys
-from anigraph.services.context import Context
 
 log = logging.getLogger("anigraph.api")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from anigraph.api.params import Object
-from anigraph.services.context import Context
+from anigraph.context import Context
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from starlette.routing import Route
 
 from anigraph.api.bodies import read_capped
 from anigraph.api.errors import ApiError
+from anigraph.context import Context
 from anigraph.domain.upload_signature import MAX_SIGNATURE_CHARS
 from anigraph.services import upload_signature, uploads
-from anigraph.services.context import Context
 from anigraph.services.upload_signature import SignedUpload, UploadSignatureError
 
 log = logging.getLogger("anigraph.api.ugc")

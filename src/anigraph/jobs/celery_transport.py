@@ -23,7 +23,7 @@ where it stopped.
 
 Tasks run in Celery's ``threads`` pool (or ``solo``), like the slots of ``anigraph worker``: the
 isolation a process pool would buy is already there, since each media job runs in a child
-process of its own with its own deadline (``jobs.child``). The ``prefork`` pool cannot run jobs
+process of its own with its own deadline (``media.child``). The ``prefork`` pool cannot run jobs
 at all: billiard installs its daemonic pool-process object as the standard library's current
 process, and ``multiprocessing`` refuses children to a daemonic process (celery/celery#1709) and
 cannot pickle billiard's authentication key for a forkserver either. The hard time limit set
@@ -38,20 +38,18 @@ import os
 import queue
 import threading
 from datetime import timedelta
-from typing import Final
+from typing import Final, Protocol
 
 from celery import Celery
 from sqlalchemy import and_, or_, select
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.jobs import leases
 from anigraph.jobs.pool import new_owner
 from anigraph.jobs.runner import run_claimed
 from anigraph.logs import bound
 from anigraph.metrics import Metrics
-from anigraph.notify.procedure_events import install_hooks
-from anigraph.server import Service, build
-from anigraph.services.context import Context
 from anigraph.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -118,38 +116,29 @@ def claim_task(ctx: Context, task_id: str, owner: str, metrics: Metrics | None =
         return True
 
 
-class _ServiceHolder:
-    """One :class:`Service` per process, built on first use (and again after a fork).
+class Runtime(Protocol):
+    """What a task run needs from the process: its context and its metrics.
 
-    A service built here gets the event hooks installed: without them a task this process
-    finishes would commit FINISH with no ProcedureStateChanged event, lost for good. A service
-    given by the caller is the caller's to wire (``anigraph celery-worker`` starts the
-    notifications itself, as ``anigraph worker`` does).
+    The composition root's ``anigraph.server.Service`` is one; whoever gives it to
+    :func:`make_celery` has installed the ProcedureStateChanged hooks on its context (without
+    them a task this process finishes would commit FINISH with no event, lost for good).
     """
 
-    def __init__(self, settings: Settings, service: Service | None) -> None:
-        self._settings = settings
-        self._service = service
-        self._pid = os.getpid() if service is not None else 0
-        self._given = service is not None
-        self._lock = threading.Lock()
+    @property
+    def ctx(self) -> Context: ...
 
-    def get(self) -> Service:
-        with self._lock:
-            if self._service is None or (not self._given and self._pid != os.getpid()):
-                self._service = build(self._settings)
-                install_hooks(self._service.ctx)
-                self._pid = os.getpid()
-            return self._service
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 def make_celery(
-    settings: Settings, broker_url: str | None = None, *, service: Service | None = None
+    settings: Settings, broker_url: str | None = None, *, service: Runtime | None = None
 ) -> Celery:
     """A Celery app for ``settings`` with the ``anigraph.run_task`` task registered.
 
-    ``broker_url`` defaults to the ``queue`` setting (``redis://host:port/0``). ``service``
-    replaces the process-wide service built from ``settings`` (tests, embedding).
+    ``broker_url`` defaults to the ``queue`` setting (``redis://host:port/0``). ``service`` is
+    what the task runs with (``anigraph celery-worker`` passes the one it built); an app made
+    without one only publishes wake-ups, and refuses to run a task.
     """
     url = broker_url or settings.queue
     if not url:
@@ -179,14 +168,15 @@ def make_celery(
         worker_hijack_root_logger=False,
         enable_utc=True,
     )
-    holder = _ServiceHolder(settings, service)
 
     def run_task(task_id: str | None = None) -> str:
         """Claim ``task_id`` (or, without an id, any claimable task) and run it.
 
         Returns the run's outcome, or ``skipped`` when there was nothing to claim.
         """
-        current = holder.get()
+        if service is None:
+            raise RuntimeError("this Celery app only publishes wake-ups: make_celery(service=…)")
+        current = service
         owner = new_owner(0)
         if task_id is None:
             claimed = leases.claim_next(current.ctx, owner, current.metrics)
@@ -310,6 +300,7 @@ __all__ = [
     "SKIPPED",
     "TASK_NAME",
     "CeleryWaker",
+    "Runtime",
     "claim_task",
     "make_celery",
     "publish_wake",

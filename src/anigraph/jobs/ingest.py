@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.jobs import leases
@@ -22,7 +23,6 @@ from anigraph.net import Unsupported, hls
 from anigraph.net import fetch as net_fetch
 from anigraph.notify.config import address_policy
 from anigraph.services import media
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified
 
+from anigraph.context import Context
 from anigraph.db.models import Media, MediaOutput, Task
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 

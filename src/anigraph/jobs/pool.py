@@ -5,7 +5,7 @@ timeout: ``wake()`` (called when a task is created) ends the sleep at once, and 
 what picks up work nobody announced: retries whose backoff ran out and tasks whose lease expired
 (the claim takes those over, so the embedded setup needs no separate reaper).
 
-The heavy lifting happens in child processes (``jobs.child``), so the threads only wait; the
+The heavy lifting happens in child processes (``media.child``), so the threads only wait; the
 GIL is not a bottleneck and a crashing media job cannot take the API down with it. Each slot
 starts its child with the slot, keeps it warm between jobs and stops it when the slot ends.
 """
@@ -20,18 +20,18 @@ import time
 import uuid
 from typing import Final
 
+from anigraph.context import Context
 from anigraph.jobs import leases
-from anigraph.jobs.child import (
+from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
+from anigraph.logs import bound
+from anigraph.media.child import (
     Cancel,
     JobFunction,
     animate_job,
     close_warm_child,
     prestart_warm_child,
 )
-from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
-from anigraph.logs import bound
 from anigraph.metrics import Metrics
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 

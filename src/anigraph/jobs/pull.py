@@ -9,16 +9,16 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models import Task
 from anigraph.domain.errors import ErrCodeExt, TaskError
+from anigraph.domain.wire import iso
 from anigraph.jobs import leases
 from anigraph.jobs.ingest import discard_unrecorded_quietly, download, store_download
 from anigraph.jobs.runner import Outcome, retry_task_later, staging_dir
 from anigraph.metrics import Metrics
 from anigraph.notify.outbox import emit
 from anigraph.services import media
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 log = logging.getLogger(__name__)
 

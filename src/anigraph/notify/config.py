@@ -16,11 +16,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from anigraph.context import Context
 from anigraph.db.models_events import EventConfig
 from anigraph.net import FetchError, fetch
 from anigraph.net.addresses import AddressPolicy, IPAddress, parse_networks
 from anigraph.notify import outbox
-from anigraph.services.context import Context
 from anigraph.settings import Settings
 
 MAX_URL: Final = 2048

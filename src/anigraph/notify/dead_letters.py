@@ -10,10 +10,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from anigraph.context import Context
 from anigraph.db.models_events import OutboxEvent
+from anigraph.domain.wire import iso
 from anigraph.notify import outbox
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 
 class NotDead(LookupError):

@@ -39,11 +39,11 @@ from weakref import WeakKeyDictionary
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import func, or_, select, update
 
+from anigraph.context import Context
 from anigraph.db.models_events import OutboxEvent
 from anigraph.metrics import Metrics
 from anigraph.notify import outbox
 from anigraph.notify.config import address_policy
-from anigraph.services.context import Context
 from anigraph.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ from typing import Any, Final
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models_events import EventConfig, OutboxEvent
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from typing import Any, Final
 
 from sqlalchemy import and_, delete, func, or_, select
 
+from anigraph.context import Context
 from anigraph.db.models_events import OutboxEvent
 from anigraph.notify import outbox
-from anigraph.services.context import Context
 
 log = logging.getLogger(__name__)
 

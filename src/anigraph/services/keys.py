@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
+from anigraph.context import Context
 from anigraph.db.models import ApiKey, SubApp
-from anigraph.services.context import Context
 
 DEFAULT_SUB_APP_ID = 1500000001
 

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from anigraph.context import URL_KEYS, Context
 from anigraph.db.models import Media, MediaOutput
-from anigraph.services.context import URL_KEYS, Context
-from anigraph.services.wire import iso, new_file_id
+from anigraph.domain.wire import iso, new_file_id
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
 PROBE_DEADLINE_SECONDS = 60.0
@@ -30,10 +30,10 @@ class MediaNotFound(LookupError):
 def probe_file(ctx: Context, path: Path) -> dict[str, Any]:
     """MetaData of a file as a wire dict; raises :class:`TaskError` for anything not media.
 
-    FFmpeg reads the file in a child process with a deadline (``jobs.child.run_probe``): the
+    FFmpeg reads the file in a child process with a deadline (``media.child.run_probe``): the
     file is untrusted and this runs in the API process for uploads.
     """
-    from anigraph.jobs.child import run_probe
+    from anigraph.media.child import run_probe
     from anigraph.media.types import Limits
 
     limits = Limits(max_source_pixels=ctx.settings.max_source_pixels)

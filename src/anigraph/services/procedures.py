@@ -18,10 +18,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models import SubApp
 from anigraph.db.models_procedures import ProcedureTemplate
 from anigraph.services import processing
-from anigraph.services.context import Context
 
 MAX_PROCEDURES: Final = 50
 """Custom task flows per sub-application (spec 7.5)."""

@@ -14,10 +14,10 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models import Dedupe, Task
+from anigraph.domain.wire import new_task_id
 from anigraph.services import media
-from anigraph.services.context import Context
-from anigraph.services.wire import new_task_id
 
 DEDUPE_WINDOWS = {
     "ProcessMedia": timedelta(days=3),

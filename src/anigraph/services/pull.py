@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from anigraph.services.context import Context
+from anigraph.context import Context
+from anigraph.domain.wire import new_pull_task_id
 from anigraph.services.processing import claim_session_id, waiting_task
-from anigraph.services.wire import new_pull_task_id
 
 
 @dataclass(frozen=True)

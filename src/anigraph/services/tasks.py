@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select, update
 
+from anigraph.context import URL_KEYS, Context
 from anigraph.db.models import Media, Task
-from anigraph.services.context import URL_KEYS, Context
-from anigraph.services.wire import iso, parse_iso
+from anigraph.domain.wire import iso, parse_iso
 
 VISIBILITY = timedelta(days=3)
 

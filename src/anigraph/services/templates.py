@@ -10,6 +10,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models import Template
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import (
@@ -20,7 +21,6 @@ from anigraph.domain.templates import (
     check_template,
     modified,
 )
-from anigraph.services.context import Context
 
 
 class TemplateNotFound(LookupError):

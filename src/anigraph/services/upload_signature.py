@@ -38,6 +38,7 @@ from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models_upload_signatures import UploadSignatureUse
 from anigraph.domain.upload_signature import (
     DIGEST_BYTES,
@@ -53,7 +54,6 @@ from anigraph.domain.upload_signature import (
     TASK_PRIORITY_MIN,
 )
 from anigraph.services import keys
-from anigraph.services.context import Context
 
 RANDOM_MAX: Final = 2**32
 """``random`` is documented as an unsigned 32-bit number, but Tencent's own Node sample computes

@@ -1,32 +1,10 @@
-"""Small helpers for Tencent's wire values (spec 7.2): ISO times, ids."""
+"""Old home of :mod:`anigraph.domain.wire`, kept while modules of another branch still import it.
 
-from __future__ import annotations
+Remove once nothing imports ``anigraph.services.wire`` (``grep -rn services.wire src``).
+"""
 
-import secrets
-from datetime import UTC, datetime
-
-
-def iso(moment: datetime | None) -> str:
-    """``2026-11-25T09:35:34Z``; an unset time is ``""`` (as Tencent's docs say)."""
-    if moment is None:
-        return ""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text: str) -> datetime:
-    """An ISO 8601 time as sent in TimeRange; naive values are taken as UTC."""
-    value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def new_task_id(sub_app_id: int) -> str:
-    return f"{sub_app_id}-procedurev2-{secrets.token_hex(16)}"
-
-
-def new_pull_task_id(sub_app_id: int) -> str:
-    return f"{sub_app_id}-pull-{secrets.token_hex(16)}"
-
-
-def new_file_id() -> str:
-    """A numeric string like Tencent's (19 digits), not guessable."""
-    return str(5_000_000_000_000_000_000 + secrets.randbelow(4_000_000_000_000_000_000))
+from anigraph.domain.wire import iso as iso
+from anigraph.domain.wire import new_file_id as new_file_id
+from anigraph.domain.wire import new_pull_task_id as new_pull_task_id
+from anigraph.domain.wire import new_task_id as new_task_id
+from anigraph.domain.wire import parse_iso as parse_iso

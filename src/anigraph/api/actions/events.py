@@ -10,8 +10,8 @@ from typing import Any
 from anigraph.api.errors import ApiError, Code, invalid_parameter_value
 from anigraph.api.params import STRING, Array, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.notify import config, pull
-from anigraph.services.context import Context
 
 _SWITCH = Field(STRING, choices=frozenset(config.SWITCH_VALUES))
 _EXT_INFO = Field(STRING)

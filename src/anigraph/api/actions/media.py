@@ -7,8 +7,8 @@ from typing import Any
 from anigraph.api.errors import ApiError, Code, invalid_parameter_value
 from anigraph.api.params import INT64, STRING, Array, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.services import media
-from anigraph.services.context import Context
 
 FILTERS = frozenset(
     {
@@ -116,7 +116,7 @@ SEARCH_MEDIA = Object(
 
 @action("SearchMedia", SEARCH_MEDIA)
 def search_media(ctx: Context, caller: Caller, params: dict[str, Any]) -> dict[str, Any]:
-    from anigraph.services.wire import parse_iso
+    from anigraph.domain.wire import parse_iso
 
     if params["Offset"] + params["Limit"] > media.SEARCH_CAP:
         raise invalid_parameter_value(

@@ -19,9 +19,9 @@ from anigraph.api.actions.processing import (
 from anigraph.api.errors import ApiError, Code, invalid_parameter, invalid_parameter_value, quote
 from anigraph.api.params import STRING, UINT64, Array, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
+from anigraph.domain.wire import iso
 from anigraph.services import procedures, processing
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 # The SDK's input models of the task kinds a flow cannot run. They are declared member by member
 # (not as "any object") because the schema keeps only declared members: an undeclared one would

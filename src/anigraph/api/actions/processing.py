@@ -7,8 +7,8 @@ from typing import Any
 from anigraph.api.errors import ApiError, Code, invalid_parameter, invalid_parameter_value
 from anigraph.api.params import FLOAT, INT64, STRING, UINT64, Array, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.services import processing
-from anigraph.services.context import Context
 
 ANIMATED_GRAPHIC_TASK_INPUT = Object(
     {

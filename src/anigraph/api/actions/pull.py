@@ -9,8 +9,8 @@ from anigraph.api.actions.processing import SESSION_CONTEXT, SESSION_ID, TASKS_P
 from anigraph.api.errors import ApiError, Code, invalid_parameter_value
 from anigraph.api.params import INT64, STRING, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.services import processing, pull
-from anigraph.services.context import Context
 
 MAX_URL = 2048
 

@@ -7,9 +7,9 @@ from typing import Any
 from anigraph.api.errors import ApiError, Code, invalid_parameter_value
 from anigraph.api.params import STRING, UINT64, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
+from anigraph.domain.wire import parse_iso
 from anigraph.services import tasks
-from anigraph.services.context import Context
-from anigraph.services.wire import parse_iso
 
 TASK_ID = Field(STRING, required=True, code=Code.INVALID_PARAMETER_VALUE_TASK_ID, max_length=128)
 

@@ -7,10 +7,10 @@ from typing import Any
 from anigraph.api.errors import ApiError, Code, template_not_exist, too_much_template
 from anigraph.api.params import FLOAT, STRING, UINT64, Array, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.domain.templates import COMMENT_MAX, NAME_MAX, TemplateRuleError, TemplateSpec
+from anigraph.domain.wire import iso
 from anigraph.services import templates
-from anigraph.services.context import Context
-from anigraph.services.wire import iso
 
 _ADAPTIVE = frozenset({"open", "close"})
 _FORMAT = frozenset({"gif", "webp"})

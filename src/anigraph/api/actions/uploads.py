@@ -11,8 +11,8 @@ from typing import Any
 from anigraph.api.errors import Code, invalid_parameter_value
 from anigraph.api.params import INT64, STRING, Field, Object
 from anigraph.api.registry import Caller, action
+from anigraph.context import Context
 from anigraph.services import uploads
-from anigraph.services.context import Context
 
 # Members of tencentcloud.vod.v20180717.models.ApplyUploadRequest.
 APPLY_UPLOAD = Object(

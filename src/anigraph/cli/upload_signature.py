@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from anigraph.cli_uploads import read_key_file
+from anigraph.cli.upload import read_key_file
 from anigraph.domain.upload_signature import (
     MAX_LIFETIME_SECONDS,
     SESSION_CONTEXT_MAX,

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from anigraph.cli.shared import settings_from, settings_options
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress as RichProgressBar
@@ -21,8 +23,6 @@ if TYPE_CHECKING:
 
 
 def register(app: click.Group) -> None:
-    from anigraph.cli_service import _settings, settings_options
-
     @app.command("migrate-store")
     @settings_options(("data_dir", "db", "store"))
     @click.option("--to-db", metavar="URL", help="Target database, e.g. postgresql+psycopg://…")
@@ -66,7 +66,7 @@ def register(app: click.Group) -> None:
             raise click.UsageError("give --to-db, --to-store or both")
         from anigraph.transfer.migration import Request
 
-        settings = _settings(options)
+        settings = settings_from(options)
         request = Request(
             source_db=settings.database_url,
             source_store=settings.store_url,

@@ -1,4 +1,4 @@
-"""Command line: ``probe`` and ``convert`` on the engine; the service commands in cli_service."""
+"""``anigraph probe`` and ``anigraph convert``: the engine on local files, no server."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import click
 
+from anigraph.cli.shared import fail as _fail
 from anigraph.domain.errors import TaskError
 from anigraph.domain.geometry import ResolutionAdaptive
-from anigraph.media.animate import animate
-from anigraph.media.probe import probe as probe_media
 from anigraph.media.types import AnimateParams, Limits, OutputFormat, Result
 
 # Tencent's preset templates (spec section 4): source size, 2 fps.
@@ -21,20 +20,13 @@ PRESETS: dict[int, AnimateParams] = {
 }
 
 
-def _fail(message: str) -> None:
-    click.echo(message.splitlines()[0] if message else "error", err=True)
-    sys.exit(1)
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-def app() -> None:
-    """Turn videos into animated GIF/WebP images, by template."""
-
-
-@app.command()
+@click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 def probe(source: Path) -> None:
     """Print the file's MetaData (Tencent field names) as JSON."""
+    # The engine (PyAV, NumPy) is imported when a command needs it: `--help` stays quick.
+    from anigraph.media.probe import probe as probe_media
+
     try:
         meta = probe_media(source)
     except TaskError as exc:
@@ -55,6 +47,8 @@ def _format_for(output: Path, given: str | None, preset: AnimateParams | None) -
 
 
 def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> Result:
+    from anigraph.media.animate import animate
+
     if not show_bar:
         return animate(source, output, params, Limits())
     # Imported on demand: rich costs start-up time that scripted runs need not pay.
@@ -73,7 +67,7 @@ def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> R
         )
 
 
-@app.command()
+@click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["gif", "webp"]), help="Default: from OUT.")
@@ -135,41 +129,7 @@ def convert(
         )
 
 
-def _register_service_commands() -> None:
-    from anigraph import (
-        cli_events,
-        cli_service,
-        cli_transfer,
-        cli_upload_signature,
-        cli_uploads,
-        cli_worker_celery,
-    )
-
-    for module in (
-        cli_service,
-        cli_uploads,
-        cli_upload_signature,
-        cli_events,
-        cli_worker_celery,
-        cli_transfer,
-    ):
-        module.register(app)
-
-
-_register_service_commands()
-
-
-def main() -> None:
-    """Entry point: usage errors become one line on stderr and exit status 2."""
-    try:
-        app.main(standalone_mode=False)
-    except click.exceptions.NoArgsIsHelpError as exc:
-        click.echo(exc.format_message())
-    except click.UsageError as exc:
-        click.echo(f"error: {exc.format_message()}", err=True)
-        sys.exit(2)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(130)
+def register(app: click.Group) -> None:
+    """Add ``probe`` and ``convert`` to ``app``."""
+    app.add_command(probe)
+    app.add_command(convert)

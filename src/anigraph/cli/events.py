@@ -12,19 +12,18 @@ from typing import Any
 
 import click
 
+from anigraph.cli.shared import DATA_ONLY, settings_from, settings_options
+
 
 def register(app: click.Group) -> None:
     """Add this area's commands to ``app``."""
-    from anigraph.cli_service import _settings, settings_options
-
-    data_only = ("data_dir", "db")
 
     @app.group()
     def events() -> None:
         """Event notification: PUSH callbacks that could not be delivered."""
 
     @events.command("dead-letters")
-    @settings_options(data_only)
+    @settings_options(DATA_ONLY)
     @click.option("--sub-app-id", type=click.IntRange(1, 2**63 - 1), default=None)
     @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
     def dead_letters(sub_app_id: int | None, as_json: bool, **options: Any) -> None:
@@ -32,7 +31,7 @@ def register(app: click.Group) -> None:
         from anigraph.notify import dead_letters as service
         from anigraph.server import open_context
 
-        rows = service.list_dead(open_context(_settings(options)), sub_app_id)
+        rows = service.list_dead(open_context(settings_from(options)), sub_app_id)
         if as_json:
             click.echo(json.dumps(rows))
             return
@@ -45,7 +44,7 @@ def register(app: click.Group) -> None:
             )
 
     @events.command("replay")
-    @settings_options(data_only)
+    @settings_options(DATA_ONLY)
     @click.argument("event_id", type=click.IntRange(1), required=False)
     @click.option("--all", "replay_all", is_flag=True, help="Replay every dead letter.")
     @click.option("--sub-app-id", type=click.IntRange(1, 2**63 - 1), default=None)
@@ -58,7 +57,7 @@ def register(app: click.Group) -> None:
 
         if (event_id is None) == (not replay_all):
             raise click.UsageError("give EVENT_ID or --all (not both)")
-        ctx = open_context(_settings(options))
+        ctx = open_context(settings_from(options))
         if replay_all:
             count = service.replay_all(ctx, sub_app_id)
             click.echo(f"replaying {count} dead letter{'s' if count != 1 else ''}")

@@ -1,8 +1,10 @@
 """ProcedureStateChanged (spec 5.2, 5.4): written by hooks inside the task's own transactions.
 
-The worker layer knows nothing of events; it runs hooks in the transaction that records a
-subtask or finishes a task (``anigraph.jobs.leases``). These hooks write the event there, so an
-event exists exactly when the state change it reports was committed:
+The leases (``anigraph.jobs.leases``) know nothing of events; they run hooks in the transaction
+that records a subtask or finishes a task. These hooks, installed at start-up by the composition
+root (``anigraph.server.start_notifications``), write the event into the outbox
+(``anigraph.notify.outbox``) there, so an event exists exactly when the state change it reports
+was committed:
 
 - ``Finish`` (the default; ``""`` counts as it): one event when the task is FINISH.
 - ``Change``: one event each time a subtask changes state, ``Status: PROCESSING``, and for the
@@ -19,10 +21,10 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
+from anigraph.context import Context
 from anigraph.db.models import Media, Task
 from anigraph.jobs import leases
 from anigraph.notify.outbox import emit, wanted
-from anigraph.services.context import Context
 from anigraph.services.tasks import procedure_task
 
 EVENT_TYPE = "ProcedureStateChanged"

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from anigraph.cli_service import _settings, settings_options
+from anigraph.cli.shared import settings_from, settings_options
 
 
 def register(app: click.Group) -> None:
@@ -34,17 +34,16 @@ def register(app: click.Group) -> None:
         """
         from anigraph import logs
         from anigraph.jobs.celery_transport import make_celery, worker_argv
-        from anigraph.notify.service import start_notifications
-        from anigraph.server import build
+        from anigraph.server import build, start_notifications
 
-        settings = _settings(options)
+        settings = settings_from(options)
         logs.configure(settings.log_level)
         if not (broker or settings.queue):
             raise click.UsageError("the Celery worker needs a broker URL (--queue redis://…)")
         # Built here, as `anigraph worker` does: the event hooks must be in place before the
         # first task finishes, and the process runs the callback dispatcher like every other.
         service = build(settings)
-        notifications = start_notifications(service.ctx, service.metrics)
+        notifications = start_notifications(service)
         try:
             celery_app = make_celery(settings, broker, service=service)
             celery_app.worker_main(worker_argv(settings, pool=pool))
