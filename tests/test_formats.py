@@ -63,9 +63,11 @@ def test_mp4_is_h264_video_only_with_its_index_first(clip_with_audio: Path, tmp_
         pytest.param(161, 0, (161, 91), (160, 90), id="odd-width-derived-odd-height"),
         pytest.param(200, 101, (200, 101), (200, 100), id="odd-height-given"),
         pytest.param(0, 0, (320, 180), (320, 180), id="source-size"),
+        # Below what each codec encodes: SVT-AV1 needs 4x4, H.264 2x2.
+        pytest.param(3, 1, (4, 4), (2, 2), id="tiny"),
     ],
 )
-def test_mp4_rounds_each_side_down_to_even_and_avif_keeps_it(
+def test_each_codec_gets_a_size_it_can_encode(
     clip: Path,
     tmp_path: Path,
     width: int,
@@ -87,7 +89,9 @@ def test_mp4_rounds_each_side_down_to_even_and_avif_keeps_it(
         )
         anim = decode_animation(result.path)
         assert (result.Width, result.Height) == (anim.width, anim.height) == expected
-        assert anim.indices() == [25, 27, 30, 32, 35]
+        assert len(anim.frames) == 5
+        if expected[0] >= 64:
+            assert anim.indices() == [25, 27, 30, 32, 35]
 
 
 @pytest.mark.parametrize("fmt", [AVIF, MP4])

@@ -18,7 +18,7 @@ from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from anigraph.domain.errors import ErrCodeExt, TaskError
-from anigraph.domain.geometry import even_size, output_size
+from anigraph.domain.geometry import at_least, even_size, output_size
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
 from anigraph.media.decode import DecodeStats, Segment, check_deadline, segment_frames
@@ -28,6 +28,7 @@ from anigraph.media.safe_open import open_media
 from anigraph.media.types import AnimateParams, Limits, OutputFormat, ProgressCallback, Result
 
 MAX_SIDE = 4096
+AVIF_MIN_SIDE = 4  # SVT-AV1's smallest frame; a derived side of an extreme aspect can be 1
 # Neighbouring output frames share their colours: a palette from every second frame is as
 # good (SSIM within 0.0005 on the benchmark footage) and quantises ~25% faster.
 HISTOGRAM_FRAME_STEP = 2
@@ -72,6 +73,8 @@ class _Converter:
         width, height = output_size(shown_w, shown_h, p.width, p.height, p.resolution_adaptive)
         if p.format is OutputFormat.MP4:
             width, height = even_size(width, height)
+        elif p.format is OutputFormat.AVIF:
+            width, height = at_least(width, height, AVIF_MIN_SIDE)
         if width * height > self._limits.max_output_pixels:
             raise TaskError(
                 ErrCodeExt.CONFIGURATION_UNSUPPORTED,
