@@ -171,3 +171,15 @@ def test_output_limit_leaves_no_file(clip: Path, tmp_path: Path, fmt: OutputForm
         )
     assert caught.value.code is ErrCodeExt.RESULT_FILE_TOO_LARGE
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize(("fmt", "codec"), [(AVIF, "libsvtav1"), (MP4, "libx264")])
+def test_a_missing_encoder_is_a_clear_configuration_error(
+    clip: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: OutputFormat, codec: str
+) -> None:
+    monkeypatch.setattr(av, "codecs_available", set(av.codecs_available) - {codec})
+    with pytest.raises(TaskError) as caught:
+        run(clip, tmp_path / f"out.{fmt}", format=fmt, end=1.0, fps=5)
+    assert caught.value.code is ErrCodeExt.CONFIGURATION_UNSUPPORTED
+    assert codec in str(caught.value)
+    assert os.listdir(tmp_path) == []

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -157,7 +158,7 @@ class _Job:
         container: av.container.InputContainer,
         stream: VideoStream,
         convert: Callable[[av.VideoFrame], T],
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         return segment_frames(
             container,
             stream,
@@ -315,14 +316,16 @@ def animate(
                     stats=stats,
                 )
                 if params.format is OutputFormat.GIF:
-                    gif_frames = job.frames(container, stream, job.converter.rgba)
-                    width, height = _encode_gif(job, gif_frames, timeline, steps)
+                    # closing(): on any failure the decoding thread is stopped and joined
+                    # before the container closes under it (that crashed, in C).
+                    with closing(job.frames(container, stream, job.converter.rgba)) as rgba:
+                        width, height = _encode_gif(job, rgba, timeline, steps)
                 elif params.format is OutputFormat.WEBP:
-                    webp_frames = job.frames(container, stream, job.converter.yuv)
-                    width, height = _encode_webp(job, webp_frames, timeline, steps)
+                    with closing(job.frames(container, stream, job.converter.yuv)) as yuv:
+                        width, height = _encode_webp(job, yuv, timeline, steps)
                 else:
-                    video_frames = job.frames(container, stream, job.converter.yuv)
-                    width, height = _encode_video(job, video_frames, timeline, steps)
+                    with closing(job.frames(container, stream, job.converter.yuv)) as yuv:
+                        width, height = _encode_video(job, yuv, timeline, steps)
         size = part.stat().st_size
         if size > limits.max_output_bytes:
             raise TaskError(

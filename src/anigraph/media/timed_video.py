@@ -8,7 +8,6 @@ end on a frame boundary keeps its exact length) instead of repeating the one bef
 
 from __future__ import annotations
 
-from contextlib import suppress
 from fractions import Fraction
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import av
 import av.container
 from av.video.stream import VideoStream
 
+from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.domain.timeline import Timeline
 
 # FFmpeg's AVColorSpace and AVColorRange values.
@@ -46,6 +46,12 @@ class TimedVideoWriter:
         codec_options: dict[str, str],
         threads: int,
     ) -> None:
+        if codec not in av.codecs_available:
+            # A PyAV built without it (the wheels have SVT-AV1 and x264): say so, do not retry.
+            raise TaskError(
+                ErrCodeExt.CONFIGURATION_UNSUPPORTED,
+                f"this installation's FFmpeg has no {codec} encoder for {container_format}",
+            )
         self._timeline = timeline
         self._time_base = Fraction(1, timeline.unit)
         self._container: av.container.OutputContainer = av.open(
@@ -85,14 +91,9 @@ class TimedVideoWriter:
         self._container.close()
 
     def abort(self) -> None:
-        # SVT-AV1 must see the end of the stream before it is freed: deinit without it
-        # crashes in the encoder's threads. The frames in flight are encoded and dropped.
-        try:
-            with suppress(av.error.FFmpegError):  # the failure being handled may be the codec's
-                for _ in self._stream.encode(None):
-                    pass
-        finally:
-            self._container.close()
+        # No flush: encoding the frames still in flight would only delay the failure (SVT-AV1
+        # logs "deinit called without sending EOS", which is harmless).
+        self._container.close()
 
     def _tag_colour(self, frame: av.VideoFrame) -> None:
         # An untagged stream leaves the matrix to each player's guess, and players guess
