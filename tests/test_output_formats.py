@@ -6,7 +6,6 @@ that decode (Pillow for AVIF, PyAV for MP4) into the frames the template asked f
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,8 +21,15 @@ from anigraph.jobs.runner import Outcome, run_claimed
 from anigraph.metrics import Metrics
 from anigraph.services import tasks
 from anigraph.services.context import Context
-from anigraph.storage.factory import parse_store_url
-from jobs_fixtures import SUB_APP, add_media, add_task, add_template, entry, make_ctx
+from jobs_fixtures import (
+    SUB_APP,
+    add_media,
+    add_task,
+    add_template,
+    entry,
+    make_ctx,
+    presigned_context,
+)
 from media_factory import decode_animation, make_clip
 
 if TYPE_CHECKING:
@@ -123,17 +129,7 @@ def test_presigned_link_downloads_the_output_with_its_type(
     monkeypatch: pytest.MonkeyPatch,
     fmt: str,
 ) -> None:
-    for name, value in s3_server.credentials.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    store_url = (
-        f"s3://{s3_server.bucket}/{s3_prefix}"
-        f"?endpoint_url={s3_server.endpoint_url}&region={s3_server.region}"
-    )
-    base = make_ctx(tmp_path)
-    settings = replace(base.settings, files_url="presigned", presign_seconds=600, store=store_url)
-    ctx = Context(settings, base.db, parse_store_url(store_url), base.clock)
+    ctx = presigned_context(tmp_path, s3_server, s3_prefix, monkeypatch)
     output = run_task(ctx, small_clip, fmt)
     url = output["Url"]
     assert url.split("?")[0].endswith(f".{fmt}")

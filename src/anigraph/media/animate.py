@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import av
 import av.container
@@ -215,40 +215,18 @@ def _encode_gif(
     return width, height
 
 
-def _encode_webp(
-    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
-) -> tuple[int, int]:
-    from anigraph.media.webp import WebpEncoder
-
-    first = next(frames)
-    webp = WebpEncoder(
-        job.part, first.width, first.height, timeline, choices_for(job.params.quality)
-    )
-    try:
-        webp.write(first)
-        progress.step()
-        for frame in frames:
-            webp.write(frame)
-            progress.step()
-        webp.close()
-    except BaseException:
-        webp.abort()
-        raise
-    return first.width, first.height
+class _FrameEncoder(Protocol):
+    def write(self, frame: av.VideoFrame) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
 
 
-def _encode_video(
-    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
-) -> tuple[int, int]:
-    """AVIF or MP4: a video codec fed the timeline's frames (media/timed_video.py)."""
-    from anigraph.media.avif import AvifEncoder
-    from anigraph.media.mp4 import Mp4Encoder
-
-    kind = AvifEncoder if job.params.format is OutputFormat.AVIF else Mp4Encoder
-    first = next(frames)
-    threads = job.limits.threads or os.cpu_count() or 1
-    choices = choices_for(job.params.quality)
-    encoder = kind(job.part, first.width, first.height, job.params.fps, timeline, choices, threads)
+def _write_all(
+    encoder: _FrameEncoder,
+    first: av.VideoFrame,
+    frames: Iterator[av.VideoFrame],
+    progress: _Progress,
+) -> None:
     try:
         encoder.write(first)
         progress.step()
@@ -259,6 +237,34 @@ def _encode_video(
     except BaseException:
         encoder.abort()
         raise
+
+
+def _encode_webp(
+    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
+) -> tuple[int, int]:
+    from anigraph.media.webp import WebpEncoder
+
+    first = next(frames)
+    webp = WebpEncoder(
+        job.part, first.width, first.height, timeline, choices_for(job.params.quality)
+    )
+    _write_all(webp, first, frames, progress)
+    return first.width, first.height
+
+
+def _encode_video(
+    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
+) -> tuple[int, int]:
+    """AVIF or MP4: a video codec fed the timeline's frames (media/timed_video.py)."""
+    from anigraph.media.avif import avif_format
+    from anigraph.media.mp4 import mp4_format
+    from anigraph.media.timed_video import TimedVideoWriter
+
+    make_format = avif_format if job.params.format is OutputFormat.AVIF else mp4_format
+    spec = make_format(choices_for(job.params.quality), job.limits.threads or os.cpu_count() or 1)
+    first = next(frames)
+    writer = TimedVideoWriter(job.part, spec, first.width, first.height, job.params.fps, timeline)
+    _write_all(writer, first, frames, progress)
     return first.width, first.height
 
 

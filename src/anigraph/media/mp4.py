@@ -1,4 +1,4 @@
-"""MP4 encoder: H.264 (libx264, yuv420p) without audio, moov before mdat (plays while it
+"""MP4: H.264 (libx264, yuv420p) without audio, moov before mdat (plays while it
 downloads), for ``<video autoplay muted loop playsinline>``.
 
 H.264's 4:2:0 needs even sizes; the engine rounds each side down to one
@@ -7,38 +7,20 @@ H.264's 4:2:0 needs even sizes; the engine rounds each side down to one
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from anigraph.domain.timeline import Timeline
 from anigraph.media.quality import EncoderChoices
-from anigraph.media.timed_video import TimedVideoWriter
+from anigraph.media.timed_video import VideoFormat
 
 
-class Mp4Encoder(TimedVideoWriter):
-    def __init__(
-        self,
-        path: Path,
-        width: int,
-        height: int,
-        fps: int,
-        timeline: Timeline,
-        choices: EncoderChoices,
-        threads: int,
-    ) -> None:
-        super().__init__(
-            path,
-            "mp4",
-            # faststart: the muxer moves the index (moov) before the media data at close.
-            {"movflags": "+faststart"},
-            "libx264",
-            width,
-            height,
-            fps,
-            timeline,
-            {
-                "crf": f"{choices.x264_crf:g}",
-                "preset": choices.x264_preset,
-                "profile": "high",
-            },
-            threads,
-        )
+def mp4_format(choices: EncoderChoices, threads: int) -> VideoFormat:
+    return VideoFormat(
+        container="mp4",
+        # faststart: the muxer moves the index (moov) before the media data at close.
+        container_options={"movflags": "+faststart"},
+        codec="libx264",
+        codec_options={
+            "crf": f"{choices.x264_crf:g}",
+            "preset": choices.x264_preset,
+            "profile": "high",
+        },
+        threads=threads,
+    )

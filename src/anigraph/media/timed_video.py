@@ -8,6 +8,7 @@ end on a frame boundary keeps its exact length) instead of repeating the one bef
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -25,49 +26,48 @@ _BT601 = 6  # SMPTE 170M
 _LIMITED_RANGE = 1
 
 
-class TimedVideoWriter:
-    """Writes ``codec`` frames into a ``container_format`` file at ``path``.
+@dataclass(frozen=True)
+class VideoFormat:
+    """A container and the codec in it, with their options (media/avif.py, media/mp4.py)."""
 
-    ``open_stream`` options are the codec's private options; ``container_options`` the
-    muxer's. Call :meth:`write` per frame in display order, then :meth:`close`, or
+    container: str
+    container_options: dict[str, str]
+    codec: str
+    codec_options: dict[str, str]
+    threads: int
+
+
+class TimedVideoWriter:
+    """Writes ``spec``'s codec into its container at ``path``, ``width`` x ``height`` at a
+    nominal ``fps``. Call :meth:`write` per frame in display order, then :meth:`close`, or
     :meth:`abort` on failure (the caller deletes the file).
     """
 
     def __init__(
-        self,
-        path: Path,
-        container_format: str,
-        container_options: dict[str, str],
-        codec: str,
-        width: int,
-        height: int,
-        fps: int,
-        timeline: Timeline,
-        codec_options: dict[str, str],
-        threads: int,
+        self, path: Path, spec: VideoFormat, width: int, height: int, fps: int, timeline: Timeline
     ) -> None:
-        if codec not in av.codecs_available:
+        if spec.codec not in av.codecs_available:
             # A PyAV built without it (the wheels have SVT-AV1 and x264): say so, do not retry.
             raise TaskError(
                 ErrCodeExt.CONFIGURATION_UNSUPPORTED,
-                f"this installation's FFmpeg has no {codec} encoder for {container_format}",
+                f"this installation's FFmpeg has no {spec.codec} encoder for {spec.container}",
             )
         self._timeline = timeline
         self._time_base = Fraction(1, timeline.unit)
         self._container: av.container.OutputContainer = av.open(
-            str(path), mode="w", format=container_format, options=container_options
+            str(path), mode="w", format=spec.container, options=spec.container_options
         )
         # The nominal rate is what rate control and level selection use; the real timing is
         # each frame's pts in the timeline's unit.
-        stream = self._container.add_stream(codec, rate=fps)
+        stream = self._container.add_stream(spec.codec, rate=fps)
         assert isinstance(stream, VideoStream)
         stream.width = width
         stream.height = height
         stream.pix_fmt = "yuv420p"
         stream.time_base = self._time_base
         stream.codec_context.time_base = self._time_base
-        stream.codec_context.thread_count = threads
-        stream.options = dict[str, object](codec_options)
+        stream.codec_context.thread_count = spec.threads
+        stream.options = dict[str, object](spec.codec_options)
         self._stream = stream
         self._colour_set = False
         self._durations: dict[int, int] = {}
