@@ -196,6 +196,25 @@ def make_audio_only(path: str | os.PathLike[str], seconds: float = 1.0) -> Path:
     return out_path
 
 
+STILL_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj420p"), ".bmp": ("bmp", "bgr24")}
+"""Still-image encoders by file suffix, with a pixel format each accepts."""
+
+
+def make_still_image(path: str | os.PathLike[str], width: int = 64, height: int = 48) -> Path:
+    """A single-picture PNG, JPEG or BMP file (by ``path``'s suffix), written by FFmpeg's image2."""
+    out_path = Path(path)
+    codec, pix_fmt = STILL_CODECS[out_path.suffix]
+    with av.open(str(out_path), "w", format="image2") as out:
+        stream = out.add_stream(codec, rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        frame = av.VideoFrame.from_ndarray(pattern(1, width, height), format="rgb24")
+        for packet in stream.encode(frame.reformat(format=pix_fmt)):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return out_path
+
+
 def make_empty(path: str | os.PathLike[str]) -> Path:
     """A zero-byte file."""
     out_path = Path(path)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media_factory import decode_animation
+from media_factory import decode_animation, make_still_image
 
 
 def anigraph(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -146,6 +146,13 @@ def test_probe_missing_file(tmp_path: Path) -> None:
     done = anigraph("probe", tmp_path / "missing.mp4")
     assert done.returncode == 1
     assert done.stderr == "SourceFileError: source file does not exist\n"
+
+
+def test_probe_of_a_still_image_is_one_line(tmp_path: Path) -> None:
+    done = anigraph("probe", make_still_image(tmp_path / "still.png"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("SourceFileError.ContentUnsupported: ")
+    assert len(done.stderr.splitlines()) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,8 @@
 """The Store contract, run against every backend, then what only the local store promises.
 
-The contract part is parametrized by the ``store`` fixture: a new backend (S3, memory) joins by
-adding a parameter there, and must pass every test in the first half of this file unchanged.
+The contract part is parametrized by the ``store`` fixture (``storage_fixtures``): a new backend
+(S3, memory) joins by adding a parameter there, and must pass every test in the first half of
+this file (and ``test_storage_sweep.py``) unchanged.
 """
 
 from __future__ import annotations
@@ -64,17 +65,6 @@ def random_bytes(size: int, seed: int = 7) -> bytes:
 
 def md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """Every Store backend; the contract tests below must pass for each."""
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    if request.param == "s3":
-        s3: Store = request.getfixturevalue("s3_store")  # moto on loopback (storage_fixtures)
-        return s3
-    raise AssertionError(request.param)
 
 
 @pytest.fixture
