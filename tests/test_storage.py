@@ -559,6 +559,32 @@ def test_missing_sidecar_is_rebuilt_once(
     assert local.stat(key) == obj
 
 
+@pytest.mark.parametrize(
+    ("suffix", "content_type"),
+    [
+        (".gif", "image/gif"),
+        (".webp", "image/webp"),
+        (".avif", "image/avif"),
+        (".mp4", "video/mp4"),
+    ],
+)
+def test_rebuilt_sidecar_knows_every_output_type_without_the_system_table(
+    local: LocalStore,
+    source: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+    content_type: str,
+) -> None:
+    """``mimetypes`` reads the host's tables (/etc/mime.types): a host without them must not
+    turn an output into ``application/octet-stream``."""
+    key = local.new_key(1, "output", suffix)
+    local.put_file(key, source, content_type)
+    (local.root / (key + ".meta.json")).unlink()
+    monkeypatch.setattr(local_module.mimetypes, "guess_type", lambda *_a, **_k: (None, None))
+    obj = local.stat(key)
+    assert obj is not None and obj.content_type == content_type
+
+
 def test_stale_or_corrupt_sidecar_is_not_trusted(local: LocalStore, source: Path) -> None:
     key = local.new_key(1, "output", ".gif")
     local.put_file(key, source, "image/gif")

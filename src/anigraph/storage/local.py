@@ -56,6 +56,7 @@ _O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 _KNOWN_TYPES = {
     ".gif": "image/gif",
     ".webp": "image/webp",
+    ".avif": "image/avif",
     ".mp4": "video/mp4",
     ".mov": "video/quicktime",
     ".mkv": "video/x-matroska",
