@@ -1,7 +1,8 @@
 """Quality metrics for the engine benchmark (method of shared/guides/encoders.md).
 
 Reference frames are the segment decoded by ffmpeg (fps, lanczos scale, rgb24). Output frames are
-decoded with Pillow, which composites GIF/WebP frames and reports per-frame durations; each
+decoded with Pillow, which composites GIF/WebP/AVIF frames and reports per-frame durations (MP4
+with PyAV, timed by its frames' pts); each
 reference frame i (interval [i/fps, (i+1)/fps)) is compared with the output frame on screen at the
 middle of that interval. SSIM is the mean over up to ``max_frames`` evenly spaced reference frames;
 PSNR comes from the mean MSE over the same frames.
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageSequence
@@ -104,6 +106,31 @@ def _on_screen(starts: list[float], t: float) -> int:
     return max(0, bisect.bisect_right(starts, t) - 1)
 
 
+def decode_output(path: Path) -> tuple[tuple[int, int], list[tuple[Image.Image, float]]]:
+    """Size and (RGB frame, duration in ms) of an animated image (Pillow: GIF, WebP, AVIF) or
+    an MP4 (PyAV: frame k lasts from its pts to the next one's, the last to the track's end)."""
+    if path.suffix.lower() != ".mp4":
+        with Image.open(path) as im:
+            # convert() composites the frame and loads its info["duration"].
+            frames = [
+                (frame.convert("RGB"), float(frame.info.get("duration") or 0.0))
+                for frame in ImageSequence.Iterator(im)
+            ]
+            return im.size, frames
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        pictures = [(frame.pts or 0, frame.to_image()) for frame in container.decode(stream)]
+        tick = float(stream.time_base or 0)
+        end = (stream.start_time or 0) + (stream.duration or 0)
+        starts = [pts for pts, _ in pictures]
+        ends = [*starts[1:], end]
+        size = (stream.codec_context.width, stream.codec_context.height)
+        return size, [
+            (image, 1000.0 * (stop - pts) * tick)
+            for (pts, image), stop in zip(pictures, ends, strict=True)
+        ]
+
+
 def measure(
     path: Path, references: Sequence[Frames], fps: float, max_frames: int = 40
 ) -> tuple[OutputInfo, list[Quality]]:
@@ -113,16 +140,14 @@ def measure(
     are resized to it with Lanczos and flagged.
     """
     height, width = references[0].shape[1], references[0].shape[2]
+    size, decoded = decode_output(path)
     durations: list[float] = []
     frames: list[Frames] = []
-    with Image.open(path) as im:
-        size = im.size
-        for frame in ImageSequence.Iterator(im):
-            rgb = frame.convert("RGB")  # composites the frame; loads its info["duration"]
-            durations.append(float(frame.info.get("duration") or 0.0))
-            if rgb.size != (width, height):
-                rgb = rgb.resize((width, height), Image.Resampling.LANCZOS)
-            frames.append(np.asarray(rgb, dtype=np.uint8))
+    for rgb, duration in decoded:
+        durations.append(duration)
+        if rgb.size != (width, height):
+            rgb = rgb.resize((width, height), Image.Resampling.LANCZOS)
+        frames.append(np.asarray(rgb, dtype=np.uint8))
     starts: list[float] = []
     acc = 0.0
     for d in durations:

@@ -28,6 +28,21 @@ from anigraph.storage.local import LocalStore
 
 SUB_APP = 1500000001
 OTHER_SUB_APP = 1500000002
+OUTPUT_KEYS = frozenset(
+    {
+        "Url",
+        "Definition",
+        "Container",
+        "Height",
+        "Width",
+        "Bitrate",
+        "Size",
+        "Md5",
+        "StartTimeOffset",
+        "EndTimeOffset",
+    }
+)
+"""Tencent's MediaAnimatedGraphicsItem: an Output's members when no extension is used."""
 T0 = datetime(2026, 11, 25, 9, 0, 0, tzinfo=UTC)
 
 
@@ -83,6 +98,24 @@ def add_media(ctx: Context, source: Path, sub_app_id: int = SUB_APP) -> str:
             )
         )
     return file_id
+
+
+def presigned_context(tmp_path: Path, s3_server: Any, s3_prefix: str, monkeypatch: Any) -> Context:
+    """A context over S3 (moto, ``storage_fixtures``) with ``files_url = presigned``: the store
+    as an operator's ``--store`` builds it, so the client and its signing are production's."""
+    from anigraph.storage.factory import parse_store_url
+
+    for name, value in s3_server.credentials.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    store_url = (
+        f"s3://{s3_server.bucket}/{s3_prefix}"
+        f"?endpoint_url={s3_server.endpoint_url}&region={s3_server.region}"
+    )
+    base = make_ctx(tmp_path)
+    settings = replace(base.settings, files_url="presigned", presign_seconds=600, store=store_url)
+    return Context(settings, base.db, parse_store_url(store_url), base.clock)
 
 
 def add_template(ctx: Context, sub_app_id: int = SUB_APP, **fields: Any) -> int:

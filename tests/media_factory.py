@@ -196,6 +196,25 @@ def make_audio_only(path: str | os.PathLike[str], seconds: float = 1.0) -> Path:
     return out_path
 
 
+STILL_CODECS = {".png": ("png", "rgb24"), ".jpg": ("mjpeg", "yuvj420p"), ".bmp": ("bmp", "bgr24")}
+"""Still-image encoders by file suffix, with a pixel format each accepts."""
+
+
+def make_still_image(path: str | os.PathLike[str], width: int = 64, height: int = 48) -> Path:
+    """A single-picture PNG, JPEG or BMP file (by ``path``'s suffix), written by FFmpeg's image2."""
+    out_path = Path(path)
+    codec, pix_fmt = STILL_CODECS[out_path.suffix]
+    with av.open(str(out_path), "w", format="image2") as out:
+        stream = out.add_stream(codec, rate=1)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        frame = av.VideoFrame.from_ndarray(pattern(1, width, height), format="rgb24")
+        for packet in stream.encode(frame.reformat(format=pix_fmt)):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return out_path
+
+
 def make_empty(path: str | os.PathLike[str]) -> Path:
     """A zero-byte file."""
     out_path = Path(path)
@@ -225,6 +244,32 @@ def top_level_boxes(data: bytes) -> list[tuple[bytes, int, int]]:
         boxes.append((kind, offset, size))
         offset += size
     return boxes
+
+
+def find_box(data: bytes, *path: bytes) -> bytes:
+    """The body of the first box at ``path`` (e.g. ``b"moov", b"trak", b"edts", b"elst"``)."""
+    body = data
+    for kind in path:
+        for found, offset, size in top_level_boxes(body):
+            if found == kind:
+                header = 16 if struct.unpack(">I", body[offset : offset + 4])[0] == 1 else 8
+                body = body[offset + header : offset + size]
+                break
+        else:
+            raise KeyError(f"no {kind!r} box")
+    return body
+
+
+def avif_repeats_forever(path: str | os.PathLike[str]) -> bool:
+    """True when an animated AVIF asks to loop forever: its track's edit list has the
+    repetition flag (AVIF 1.1, 9.3) and the track's duration is indefinite (FFmpeg writes
+    INT64_MAX, libavif all ones; a finite repeat count writes count x length instead)."""
+    data = Path(path).read_bytes()
+    elst = find_box(data, b"moov", b"trak", b"edts", b"elst")
+    tkhd = find_box(data, b"moov", b"trak", b"tkhd")
+    repeats = int.from_bytes(elst[1:4], "big") & 1 == 1
+    duration = tkhd[28:36] if tkhd[0] == 1 else tkhd[20:24]
+    return repeats and int.from_bytes(duration, "big") >= (1 << (8 * len(duration) - 1)) - 1
 
 
 def make_truncated_mp4(path: str | os.PathLike[str]) -> Path:
@@ -351,7 +396,10 @@ class Animation:
 
 
 def decode_animation(path: str | os.PathLike[str]) -> Animation:
-    """Every frame of an animated image, composited (disposal, transparency) by Pillow."""
+    """Every frame of an animated image, composited (disposal, transparency) by Pillow, or of
+    an MP4 by PyAV (its loop is the page's ``<video loop>``, so ``loop`` is None)."""
+    if str(path).endswith(".mp4"):
+        return _decode_video(path)
     with Image.open(path) as image:
         frames = []
         durations = []
@@ -369,4 +417,30 @@ def decode_animation(path: str | os.PathLike[str]) -> Animation:
             frames=frames,
             durations_ms=durations,
             loop=None if loop is None else int(loop),
+        )
+
+
+def _decode_video(path: str | os.PathLike[str]) -> Animation:
+    """A player shows frame k from its pts to the next one's, the last one until the track
+    ends (its edit list); MP4's per-sample durations are in decoding order, so unused."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        assert stream.time_base is not None and stream.duration is not None
+        frames = []
+        starts = []
+        for frame in container.decode(stream):
+            assert frame.pts is not None
+            starts.append(frame.pts)
+            frames.append(frame.to_ndarray(format="rgb24"))
+        ends = [*starts[1:], (stream.start_time or 0) + stream.duration]
+        durations = [
+            round(1000 * (b - a) * stream.time_base) for a, b in zip(starts, ends, strict=True)
+        ]
+        return Animation(
+            format="MP4",
+            width=stream.codec_context.width,
+            height=stream.codec_context.height,
+            frames=frames,
+            durations_ms=durations,
+            loop=None,
         )

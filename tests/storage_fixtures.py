@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,8 +78,21 @@ def s3_prefix() -> str:
 
 
 @pytest.fixture
-def s3_store(s3_server: S3Server, s3_prefix: str) -> Any:
-    """An ``S3Store`` on the loopback server, under this test's own prefix."""
+def s3_store(s3_server: S3Server, s3_prefix: str, tmp_path: Path) -> Any:
+    """An ``S3Store`` on the loopback server, under this test's own prefix, spooling in a
+    folder of this test's own (the system temp folder is shared with other processes)."""
     from anigraph.storage.s3 import S3Store
 
-    return S3Store(s3_server.bucket, prefix=s3_prefix, client=s3_server.client())
+    spool = tmp_path / "s3-spool"
+    spool.mkdir()
+    return S3Store(s3_server.bucket, prefix=s3_prefix, client=s3_server.client(), spool_dir=spool)
+
+
+@pytest.fixture(params=["local", "s3"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """Every Store backend; the contract tests must pass for each."""
+    from anigraph.storage import LocalStore
+
+    if request.param == "s3":
+        return request.getfixturevalue("s3_store")
+    return LocalStore(tmp_path / "store")

@@ -21,7 +21,10 @@ from media_factory import CLIP_FPS, decode_animation
 
 GIF = OutputFormat.GIF
 WEBP = OutputFormat.WEBP
-FORMATS = [GIF, WEBP]
+AVIF = OutputFormat.AVIF
+MP4 = OutputFormat.MP4
+FORMATS = [GIF, WEBP, AVIF, MP4]
+MS_FORMATS = [WEBP, AVIF, MP4]  # timed in milliseconds, no 2 cs floor
 OPEN = ResolutionAdaptive.OPEN
 CLOSE = ResolutionAdaptive.CLOSE
 
@@ -106,7 +109,8 @@ def test_mpeg4_in_matroska(mpeg4_mkv: Path, tmp_path: Path, fmt: OutputFormat) -
 def test_upsampling_repeats_source_frames(clip: Path, tmp_path: Path, fmt: OutputFormat) -> None:
     """30 fps out of a 25 fps source: some source frames are shown twice. FrameCount counts
     output times (k = 0..n-1); libwebp's animation encoder merges identical neighbours into
-    one longer frame, so the check is what a viewer sees at each output time."""
+    one longer frame (AVIF and MP4 keep every frame), so the check is what a viewer sees at
+    each output time."""
     result = run(clip, tmp_path / f"out.{fmt}", format=fmt, start=0, end=1.0, fps=30)
     anim = decode_animation(result.path)
     expected = [on_screen(0, k, 30, CLIP_FPS, 150) for k in range(30)]
@@ -176,8 +180,9 @@ def test_gif_fps30_delays_carry_rounding(clip30: Path, tmp_path: Path) -> None:
     assert result.Duration == pytest.approx(3.0, abs=0.01)
 
 
-def test_webp_fps30_durations_in_ms(clip30: Path, tmp_path: Path) -> None:
-    result = run(clip30, tmp_path / "out.webp", format=WEBP, fps=30)
+@pytest.mark.parametrize("fmt", MS_FORMATS)
+def test_fps30_durations_in_ms(clip30: Path, tmp_path: Path, fmt: OutputFormat) -> None:
+    result = run(clip30, tmp_path / f"out.{fmt}", format=fmt, fps=30)
     anim = decode_animation(result.path)
     assert result.FrameCount == len(anim.frames) == 90
     assert anim.indices() == list(range(90))
@@ -195,8 +200,9 @@ def test_gif_fps50_all_two_centiseconds(clip50: Path, tmp_path: Path) -> None:
     assert anim.indices() == list(range(100))
 
 
-def test_webp_fps50(clip50: Path, tmp_path: Path) -> None:
-    result = run(clip50, tmp_path / "out.webp", format=WEBP, fps=50)
+@pytest.mark.parametrize("fmt", MS_FORMATS)
+def test_fps50_in_ms(clip50: Path, tmp_path: Path, fmt: OutputFormat) -> None:
+    result = run(clip50, tmp_path / f"out.{fmt}", format=fmt, fps=50)
     anim = decode_animation(result.path)
     assert anim.durations_ms == [20] * 100
     assert anim.indices() == list(range(100))
@@ -212,8 +218,9 @@ def test_gif_short_last_frame_merges(clip: Path, tmp_path: Path) -> None:
     assert min(anim.durations_ms) >= 20
 
 
-def test_webp_keeps_short_last_frame(clip: Path, tmp_path: Path) -> None:
-    result = run(clip, tmp_path / "out.webp", format=WEBP, start=1.0, end=3.01, fps=10)
+@pytest.mark.parametrize("fmt", MS_FORMATS)
+def test_ms_formats_keep_short_last_frame(clip: Path, tmp_path: Path, fmt: OutputFormat) -> None:
+    result = run(clip, tmp_path / f"out.{fmt}", format=fmt, start=1.0, end=3.01, fps=10)
     anim = decode_animation(result.path)
     assert result.FrameCount == len(anim.frames) == 21
     assert anim.durations_ms == [100] * 20 + [10]
@@ -235,7 +242,7 @@ def test_gif_delays_for_assorted_rates(clip: Path, tmp_path: Path, fps: int) -> 
     ]
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+@pytest.mark.parametrize("fmt", [GIF, WEBP])
 def test_loops_forever(clip: Path, tmp_path: Path, fmt: OutputFormat) -> None:
     result = run(clip, tmp_path / f"out.{fmt}", format=fmt, end=1.0, fps=5)
     assert decode_animation(result.path).loop == 0
@@ -355,10 +362,14 @@ def test_result_fields(clip: Path, tmp_path: Path, fmt: OutputFormat) -> None:
     assert result.Duration == pytest.approx(2.5, abs=0.01)
     assert result.FrameCount == 25
     assert result.Bitrate == pytest.approx(result.Size * 8 / result.Duration, rel=0.01)
-    if fmt is GIF:
-        assert data[:6] == b"GIF89a"
-    else:
-        assert data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    magic = {
+        GIF: (0, b"GIF89a"),
+        WEBP: (8, b"WEBP"),
+        AVIF: (4, b"ftypavis"),  # the AVIF image-sequence brand
+        MP4: (4, b"ftypisom"),
+    }
+    offset, expected = magic[fmt]
+    assert data[offset : offset + len(expected)] == expected
     wire = result.to_dict()
     assert set(wire) == {
         "Container",

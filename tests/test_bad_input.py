@@ -11,7 +11,7 @@ from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.media.animate import animate
 from anigraph.media.probe import probe
 from anigraph.media.types import AnimateParams, Limits, OutputFormat
-from media_factory import make_clip, make_ffconcat, make_hls_playlist
+from media_factory import make_clip, make_ffconcat, make_hls_playlist, make_still_image
 
 
 def fails_with(code: ErrCodeExt, source: Path, tmp_path: Path, **limits: object) -> TaskError:
@@ -89,6 +89,16 @@ def test_protocol_looking_names_are_plain_files(
     make_clip(tmp_path / name, seconds=0.4, fps=10, width=64, height=48)
     result = animate(Path(name), tmp_path / "out.gif", AnimateParams(fps=5))
     assert result.FrameCount == 2
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp"])
+def test_still_images_are_unsupported_content(suffix: str, tmp_path: Path) -> None:
+    """FFmpeg recognises a still image as a demuxer outside the whitelist (EINVAL at open)."""
+    still = make_still_image(tmp_path / f"still{suffix}")
+    fails_with(ErrCodeExt.CONTENT_UNSUPPORTED, still, tmp_path)
+    with pytest.raises(TaskError) as caught:
+        probe(still)
+    assert caught.value.code == ErrCodeExt.CONTENT_UNSUPPORTED
 
 
 def test_pixel_bomb_refused_before_decoding(pixel_bomb: Path, tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from media_factory import decode_animation
+from media_factory import decode_animation, make_still_image
 
 
 def anigraph(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -146,3 +146,38 @@ def test_probe_missing_file(tmp_path: Path) -> None:
     done = anigraph("probe", tmp_path / "missing.mp4")
     assert done.returncode == 1
     assert done.stderr == "SourceFileError: source file does not exist\n"
+
+
+def test_probe_of_a_still_image_is_one_line(tmp_path: Path) -> None:
+    done = anigraph("probe", make_still_image(tmp_path / "still.png"))
+    assert done.returncode == 1
+    assert done.stderr.startswith("SourceFileError.ContentUnsupported: ")
+    assert len(done.stderr.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("name", "extra", "fmt"),
+    [
+        pytest.param("out.avif", [], "avif", id="avif-by-name"),
+        pytest.param("out.mp4", [], "mp4", id="mp4-by-name"),
+        pytest.param("out.loop", ["--format", "mp4"], "mp4", id="mp4-by-flag"),
+    ],
+)
+def test_convert_to_avif_and_mp4(
+    clip: Path, tmp_path: Path, name: str, extra: list[str], fmt: str
+) -> None:
+    out = tmp_path / name
+    done = anigraph(
+        "convert", clip, out, "--width", "161", "--fps", "10", "--end", "1", "--json", *extra
+    )
+    assert done.returncode == 0, done.stderr
+    item = json.loads(done.stdout)
+    assert item["Container"] == fmt
+    # 161 x 90.56: MP4 rounds each side down to even, AVIF keeps 161 x 91.
+    assert (item["Width"], item["Height"]) == ((160, 90) if fmt == "mp4" else (161, 91))
+    if fmt == "mp4":
+        out = out.rename(out.with_suffix(".mp4"))  # decode_animation picks PyAV by the name
+    anim = decode_animation(out)
+    assert (anim.width, anim.height) == (item["Width"], item["Height"])
+    assert len(anim.frames) == item["FrameCount"] == 10
+    assert anim.total_ms == 1000

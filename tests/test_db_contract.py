@@ -416,3 +416,25 @@ def test_concurrent_template_creation(ctx: Context) -> None:
     created = [value for value in crowd if isinstance(value, int)]
     refused = [value for value in crowd if isinstance(value, templates.TooManyTemplates)]
     assert len(created) == 16 - 6 and len(refused) == 20 - len(created), crowd
+
+
+def test_deleted_template_definitions_are_never_given_again(ctx: Context) -> None:
+    """A Definition names one template forever, even under concurrent creation and deletion."""
+    from anigraph.services import keys, templates
+
+    sub_apps = [1_500_000_103, 1_500_000_104]
+    for sub_app in sub_apps:
+        keys.ensure_sub_app(ctx, sub_app)
+    first = templates.create(ctx, sub_apps[0], {"Fps": 5})
+    templates.delete(ctx, sub_apps[0], first)
+    again = templates.create(ctx, sub_apps[0], {"Fps": 5})
+    assert again > first
+
+    def create_and_delete(n: int) -> int:
+        definition = templates.create(ctx, sub_apps[n % 2], {"Fps": 5})
+        templates.delete(ctx, sub_apps[n % 2], definition)
+        return definition
+
+    made = together(12, create_and_delete)
+    assert all(isinstance(value, int) for value in made), made
+    assert len(set(made)) == 12 and min(made) > again

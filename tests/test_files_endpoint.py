@@ -27,15 +27,6 @@ DATA = random.Random(11).randbytes(SIZE)
 SECRET = b"root:x:0:0:top secret"
 
 
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """Every Store backend: the endpoint only uses the Store interface, so it must serve each."""
-    if request.param == "s3":
-        s3: Store = request.getfixturevalue("s3_store")  # moto on loopback (storage_fixtures)
-        return s3
-    return LocalStore(tmp_path / "store")
-
-
 def local_only(store: Store) -> LocalStore:
     """Skip on other backends: the test plants files or symlinks in a local root."""
     if not isinstance(store, LocalStore):

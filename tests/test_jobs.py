@@ -38,6 +38,7 @@ from anigraph.services.pull import PullRequest, create_pull_task
 from anigraph.storage.local import LocalStore
 from jobs_fixtures import (
     OTHER_SUB_APP,
+    OUTPUT_KEYS,
     SUB_APP,
     T0,
     Clock,
@@ -62,19 +63,6 @@ from jobs_fixtures import (
     wait_for,
 )
 from media_factory import decode_animation, make_clip
-
-OUTPUT_KEYS = {
-    "Url",
-    "Definition",
-    "Container",
-    "Height",
-    "Width",
-    "Bitrate",
-    "Size",
-    "Md5",
-    "StartTimeOffset",
-    "EndTimeOffset",
-}
 
 
 @pytest.fixture(scope="module")

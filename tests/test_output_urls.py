@@ -34,9 +34,17 @@ from anigraph.notify.dispatch import EventDispatcher, RetrySchedule
 from anigraph.services import media, tasks
 from anigraph.services.pull import PullRequest, create_pull_task
 from anigraph.settings import Settings, load
-from anigraph.storage.factory import parse_store_url
 from anigraph.storage.local import LocalStore
-from jobs_fixtures import SUB_APP, add_media, add_task, entry, make_ctx, outputs, sub
+from jobs_fixtures import (
+    SUB_APP,
+    add_media,
+    add_task,
+    entry,
+    make_ctx,
+    outputs,
+    presigned_context,
+    sub,
+)
 from media_factory import make_clip
 
 if TYPE_CHECKING:
@@ -313,18 +321,7 @@ def test_presigned_links_download_the_output_and_are_signed_anew_on_each_read(
     s3_prefix: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name, value in s3_server.credentials.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    store_url = (
-        f"s3://{s3_server.bucket}/{s3_prefix}"
-        f"?endpoint_url={s3_server.endpoint_url}&region={s3_server.region}"
-    )
-    base = make_ctx(tmp_path)
-    settings = replace(base.settings, files_url="presigned", presign_seconds=600, store=store_url)
-    # The store as an operator's --store builds it: the client and its signing are production's.
-    ctx = Context(settings, base.db, parse_store_url(store_url), base.clock)
+    ctx = presigned_context(tmp_path, s3_server, s3_prefix, monkeypatch)
 
     file_id, task_id, key = process(ctx, small_clip)
     output = sub(ctx, task_id)["Output"]

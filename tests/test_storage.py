@@ -1,7 +1,8 @@
 """The Store contract, run against every backend, then what only the local store promises.
 
-The contract part is parametrized by the ``store`` fixture: a new backend (S3, memory) joins by
-adding a parameter there, and must pass every test in the first half of this file unchanged.
+The contract part is parametrized by the ``store`` fixture (``storage_fixtures``): a new backend
+(S3, memory) joins by adding a parameter there, and must pass every test in the first half of
+this file (and ``test_storage_sweep.py``) unchanged.
 """
 
 from __future__ import annotations
@@ -64,17 +65,6 @@ def random_bytes(size: int, seed: int = 7) -> bytes:
 
 def md5_hex(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
-
-
-@pytest.fixture(params=["local", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """Every Store backend; the contract tests below must pass for each."""
-    if request.param == "local":
-        return LocalStore(tmp_path / "store")
-    if request.param == "s3":
-        s3: Store = request.getfixturevalue("s3_store")  # moto on loopback (storage_fixtures)
-        return s3
-    raise AssertionError(request.param)
 
 
 @pytest.fixture
@@ -567,6 +557,32 @@ def test_missing_sidecar_is_rebuilt_once(
     assert (local.root / (key + ".meta.json")).exists()
     monkeypatch.setattr(local_module, "_new_md5", lambda: pytest.fail("hashed twice"))
     assert local.stat(key) == obj
+
+
+@pytest.mark.parametrize(
+    ("suffix", "content_type"),
+    [
+        (".gif", "image/gif"),
+        (".webp", "image/webp"),
+        (".avif", "image/avif"),
+        (".mp4", "video/mp4"),
+    ],
+)
+def test_rebuilt_sidecar_knows_every_output_type_without_the_system_table(
+    local: LocalStore,
+    source: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    suffix: str,
+    content_type: str,
+) -> None:
+    """``mimetypes`` reads the host's tables (/etc/mime.types): a host without them must not
+    turn an output into ``application/octet-stream``."""
+    key = local.new_key(1, "output", suffix)
+    local.put_file(key, source, content_type)
+    (local.root / (key + ".meta.json")).unlink()
+    monkeypatch.setattr(local_module.mimetypes, "guess_type", lambda *_a, **_k: (None, None))
+    obj = local.stat(key)
+    assert obj is not None and obj.content_type == content_type
 
 
 def test_stale_or_corrupt_sidecar_is_not_trusted(local: LocalStore, source: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +29,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("anigraph.server")
 
+PRIVATE_DIR_MODE = 0o700
+
+
+def prepare_data_dir(path: Path) -> None:
+    """Create the data folder owner-only, or take group and other access off an existing one.
+
+    It holds the SQLite database (every SecretKey) and the default key file. ``mkdir``'s mode
+    is masked by the umask, and an existing folder keeps its mode, hence the ``chmod``.
+    """
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    current = stat.S_IMODE(path.stat().st_mode)
+    if current & 0o077:
+        log.info("data folder %s was mode %o; making it %o", path, current, PRIVATE_DIR_MODE)
+    if current != PRIVATE_DIR_MODE:
+        path.chmod(PRIVATE_DIR_MODE)
+
 
 def open_context(settings: Settings) -> Context:
     """The embedded default: SQLite and files under the data folder, schema created if new."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     db = Database(settings.database_url)
     db.create_schema()
     return Context(settings=settings, db=db, store=parse_store_url(settings.store_url))

@@ -56,6 +56,12 @@ class Settings:
         30.0, "How long a claimed task stays owned without a heartbeat."
     )
     task_deadline_seconds: float = _setting(900.0, "Wall-time limit of one media job.")
+    sweep_seconds: float = _setting(
+        600.0,
+        "How often worker processes remove what killed writes left (store temp files, staging "
+        "scratch, unfinished S3 multipart uploads) once idle for the task deadline plus 10 "
+        "minutes; 0: never.",
+    )
     max_attempts: int = _setting(3, "Attempts for a subtask that fails transiently.")
     retry_backoff_seconds: float = _setting(5.0, "First retry delay; doubles each attempt.")
     max_body_bytes: int = _setting(1024 * 1024, "Largest API request body.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import hmac
 import json
 import time
 from datetime import UTC, datetime
@@ -450,6 +451,7 @@ def tc3_request(
     extra: dict[str, str] | None = None,
     drop: tuple[str, ...] = (),
     service: str = "vod",
+    signed_host: str | None = None,
 ) -> Captured:
     timestamp = int(time.time()) if timestamp is None else timestamp
     date = date or datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d")
@@ -462,6 +464,7 @@ def tc3_request(
         **(extra or {}),
     }
     lower = {name.lower(): value.strip() for name, value in headers.items()}
+    lower["host"] = signed_host or lower["host"]
     canonical_headers = "".join(
         f"{name}:{lower[name].lower() if lowercase_values else lower[name]}\n" for name in signed
     )
@@ -523,9 +526,48 @@ def test_credential_date_must_be_the_timestamp_date() -> None:
     assert "2024-04-30" in error.message
 
 
-def test_credential_service_must_be_vod() -> None:
-    error = error_of(tc3_request(service="cvm"))
+@pytest.mark.parametrize("service", ["vod", "127", "cvm"])
+def test_credential_service_is_taken_as_signed(service: str) -> None:
+    """Tencent's Node.js SDK names the endpoint's first DNS label (``127`` for an IP)."""
+    assert verify(tc3_request(service=service)).params == {"Fps": 5}
+
+
+def test_credential_service_is_covered_by_the_signature() -> None:
+    signed = tc3_request(service="127")
+    claimed = signed.headers["Authorization"].replace("/127/", "/vod/")
+    error = error_of(with_headers(signed, Authorization=claimed))
     assert error.code == Code.AUTH_FAILURE_SIGNATURE_FAILURE
+
+
+def test_host_signed_without_its_port() -> None:
+    """The Node.js SDK signs ``URL.hostname`` and sends ``URL.host``."""
+    captured = tc3_request(signed_host="vod.example.test")
+    assert verify(captured).params == {"Fps": 5}
+    # The host name is still signed: another one fails, with or without the port.
+    for host in ("other.example.test:8443", "other.example.test"):
+        assert error_of(with_headers(captured, Host=host)).code == (
+            Code.AUTH_FAILURE_SIGNATURE_FAILURE
+        )
+    # What that form leaves unsigned is only the port, which routes nothing here.
+    assert verify(with_headers(captured, Host="vod.example.test:9000")).params == {"Fps": 5}
+
+
+def test_signatures_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def spy(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    captured = tc3_request(signed_host="vod.example.test", service="127")
+    signature = captured.headers["Authorization"].rsplit("Signature=", 1)[1].encode()
+    verify(captured)
+    assert compared and all(b == signature for _, b in compared)
+    # Both host forms are compared (the port-less one, which matches, first): the loop does
+    # not stop at a match, so the time taken does not say which form the client signed.
+    assert len(compared) == 2
 
 
 @pytest.mark.parametrize(

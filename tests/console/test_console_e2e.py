@@ -88,7 +88,7 @@ def test_console_end_to_end(
     _shot(page, artifacts, "02-template-invalid-fps")
 
     page.get_by_label("Fps").fill("8")
-    page.get_by_label("Quality").fill("80")
+    page.get_by_label("Quality", exact=True).fill("80")
     page.get_by_role("button", name="Create template").click()
     created = page.locator(".notice.info")
     created.wait_for()
@@ -209,3 +209,54 @@ def test_edit_and_delete_template_and_flow(
     page.get_by_role("heading", name=re.compile("to-delete")).wait_for(state="detached")
     assert vod("DescribeProcedureTemplates", {"Names": ["to-delete"]})["TotalCount"] == 0
     _shot(page, artifacts, "21-flow-deleted")
+
+
+def test_template_with_extension_fields(
+    page: Any, console_server: Server, console_log: Any, artifacts: Path
+) -> None:
+    """MaxSize and LoopMode set through the form, shown in the list, stored through the API."""
+    _sign_in(page, console_server)
+    _nav(page, "Templates")
+    page.get_by_role("cell", name="Preset GIF", exact=True).wait_for()
+    page.get_by_label("Name", exact=True).fill("budgeted loop")
+    page.get_by_label("Fps").fill("10")
+    page.get_by_label("Max size (bytes)").fill("100")
+    page.get_by_label("Loop mode").select_option("Boomerang")
+    page.get_by_role("button", name="Create template").click()
+    # Below the range: the error sits under Max size, like the other fields' errors.
+    size = page.get_by_label("Max size (bytes)")
+    size_error = page.locator("#" + size.get_attribute("aria-describedby"))
+    size_error.wait_for()
+    assert "MaxSize" in size_error.inner_text() and size.get_attribute("aria-invalid") == "true"
+    _shot(page, artifacts, "30-template-max-size-invalid")
+
+    size.fill("500000")
+    page.get_by_role("button", name="Create template").click()
+    created = page.locator(".notice.info")
+    created.wait_for()
+    found = re.search(r"Created template (\d+)", created.inner_text())
+    assert found is not None
+    definition = int(found.group(1))
+    row = page.get_by_role("row").filter(has=page.get_by_role("cell", name="budgeted loop"))
+    extensions = row.locator('td[data-label="Extensions"]')
+    extensions.wait_for()
+    extensions.scroll_into_view_if_needed()
+    _shot(page, artifacts, "31-template-extensions-listed")
+    # What the screenshot shows: the new row, with its format and both extension fields.
+    assert extensions.is_visible()
+    assert extensions.inner_text() == "MaxSize 500000 · LoopMode Boomerang"
+    assert row.locator('td[data-label="Format"]').inner_text() == "gif"
+    plain = page.get_by_role("row").filter(has=page.get_by_role("cell", name="Preset GIF"))
+    assert plain.locator('td[data-label="Extensions"]').inner_text() == "—"
+
+    vod = Vod(console_server, console_server.default_key())
+    (stored,) = vod.call_json("DescribeAnimatedGraphicsTemplates", {"Definitions": [definition]})[
+        "AnimatedGraphicsTemplateSet"
+    ]
+    assert (stored["MaxSize"], stored["LoopMode"], stored["SegmentMode"]) == (
+        500000,
+        "Boomerang",
+        "Fixed",
+    )
+    vod("DeleteAnimatedGraphicsTemplate", {"Definition": definition})
+    assert console_log.errors == []

@@ -163,6 +163,10 @@ class Vod:
         response = getattr(self.client, action)(request)
         return dict(json.loads(response.to_json_string()))
 
+    def call_json(self, action: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The SDK's ``call_json``: the raw ``Response``, extension fields and all (no model)."""
+        return dict(self.client.call_json(action, params or {})["Response"])
+
 
 def error_code(call: Any) -> str:
     """Run ``call`` and return the Tencent error code it raised (fails if it did not raise)."""

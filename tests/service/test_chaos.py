@@ -39,6 +39,7 @@ from scaled_harness import (
 )
 from service_harness import Vod, error_code
 
+from anigraph.domain.wire import EMPTY_TIME as NOT_YET
 from media_factory import make_clip
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def inside_second_subtask(vod: Vod, task_ids: list[str]) -> Callable[[], str | N
     def probe() -> str | None:
         for task_id in task_ids:
             first, second, *_ = subtasks(vod, task_id)
-            began = second["BeginProcessTime"] and second["Status"] == "PROCESSING"
+            began = second["BeginProcessTime"] != NOT_YET and second["Status"] == "PROCESSING"
             if first["Status"] == "SUCCESS" and began and (second["Progress"] or 0) <= 50:
                 return task_id
         return None

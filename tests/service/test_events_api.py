@@ -304,6 +304,26 @@ def test_pull_and_confirm_after_process_media_and_delete(server: Server, short_c
     assert 4.0 <= time.monotonic() - started < 9.0
 
 
+def test_media_import_announces_a_new_file_upload(server: Server, short_clip: Path) -> None:
+    """Importing is an upload: with the upload switch ON it queues NewFileUpload as
+    CommitUpload does, in the transaction that creates the media item."""
+    sub_app_id, vod = new_sub_app(server)
+    vod("ModifyEventConfig", {"Mode": "PULL", "UploadMediaCompleteEventSwitch": "ON"})
+    file_id = server.import_media(short_clip, sub_app_id)
+    (event,) = vod("PullEvents")["EventSet"]
+    assert event["EventType"] == "NewFileUpload"
+    upload = event["FileUploadEvent"]
+    assert (upload["FileId"], upload["ProcedureTaskId"]) == (file_id, "")
+    info = vod("DescribeMediaInfos", {"FileIds": [file_id]})["MediaInfoSet"][0]["BasicInfo"]
+    assert upload["MediaBasicInfo"]["Name"] == info["Name"] == short_clip.stem
+    assert upload["MediaBasicInfo"]["MediaUrl"] == info["MediaUrl"]
+    assert upload["MetaData"]["Width"] == 320
+    vod("ConfirmEvents", {"EventHandles": [event["EventHandle"]]})
+    vod("ModifyEventConfig", {"UploadMediaCompleteEventSwitch": "OFF"})
+    server.import_media(short_clip, sub_app_id)
+    assert vod("DescribeEventsState")["CountOfEventsToPull"] == 0
+
+
 def test_pull_long_poll_returns_when_the_task_finishes(server: Server, short_clip: Path) -> None:
     sub_app_id, vod = new_sub_app(server)
     vod("ModifyEventConfig", {"Mode": "PULL"})

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from service_harness import Server, Vod, anigraph, error_code, free_port
 
+from media_factory import make_still_image
+
 
 def test_default_key_created_once(tmp_path: Path) -> None:
     server = Server(tmp_path / "data", free_port(), ["--workers", "0"])
@@ -16,6 +18,10 @@ def test_default_key_created_once(tmp_path: Path) -> None:
     assert set(key) == {"SecretId", "SecretKey", "SubAppId"}
     path = server.data_dir / "default-key.json"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    # The database holds every SecretKey: as private as the key file, its folder too.
+    assert stat.S_IMODE(server.data_dir.stat().st_mode) == 0o700
+    for name in ("anigraph.db", "anigraph.db-wal", "anigraph.db-shm"):
+        assert stat.S_IMODE((server.data_dir / name).stat().st_mode) == 0o600, name
     assert Vod(server, key)("DescribeAnimatedGraphicsTemplates")["TotalCount"] == 2
     server.stop()
     server.start()
@@ -59,3 +65,13 @@ def test_media_import_of_a_non_video_fails_cleanly(tmp_path: Path) -> None:
     assert done.stderr.startswith("SourceFileError.ContentMalformed: ")
     files = tmp_path / "data" / "files"
     assert not files.exists() or not [p for p in files.rglob("*") if p.is_file()]
+
+
+def test_media_import_of_a_still_image_fails_at_once(tmp_path: Path) -> None:
+    still = make_still_image(tmp_path / "still.png")
+    done = anigraph(
+        "media", "import", still, "--data-dir", tmp_path / "data", "--json", check=False
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("SourceFileError.ContentUnsupported: ")
+    assert len(done.stderr.splitlines()) == 1

@@ -109,7 +109,7 @@ def test_aborted_waiting_task_never_runs(tmp_path: Path, long_clip: Path) -> Non
     server.start()
     wait_for_task(vod, kept)
     detail = vod("DescribeTaskDetail", {"TaskId": aborted})
-    assert detail["Status"] == "ABORTED" and detail["BeginProcessTime"] == ""
+    assert detail["Status"] == "ABORTED" and detail["BeginProcessTime"] == "0001-01-01T00:00:00Z"
     (result,) = detail["ProcedureTask"]["MediaProcessResultSet"]
     assert result["AnimatedGraphicTask"]["Output"] is None
     outputs = vod("DescribeMediaInfos", {"FileIds": [file_id]})["MediaInfoSet"][0][

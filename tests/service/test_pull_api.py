@@ -13,7 +13,7 @@ import httpx
 import pytest
 from service_harness import Server, Vod, error_code, free_port, wait_for_task
 
-from media_factory import make_clip
+from media_factory import make_clip, make_still_image
 
 
 class Files:
@@ -50,6 +50,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Files]:
     root = tmp_path_factory.mktemp("web")
     make_clip(root / "clip.mp4", seconds=2.0, fps=25, width=320, height=180)
     (root / "notvideo.mp4").write_bytes(b"hello" * 1000)
+    make_still_image(root / "still.png")
     # One continuous MPEG-TS stream cut at a packet boundary, as a segmenter would.
     whole = make_clip(root / "whole.ts", seconds=2.0, fps=25, width=320, height=180).read_bytes()
     cut = len(whole) // 2 // 188 * 188
@@ -116,6 +117,15 @@ def test_pull_failures_end_the_task(pvod: Vod, files: Files, name: str, fragment
     pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
     assert pulled["Status"] == "FINISH" and pulled["ErrCode"] == 60000
     assert fragment in pulled["Message"] and pulled["FileId"] == ""
+
+
+def test_pull_of_a_still_image_fails_at_once(pvod: Vod, files: Files) -> None:
+    """Bad input, not a transient failure: one download, no retry, SourceFileError."""
+    task_id = pvod("PullUpload", {"MediaUrl": files.url("still.png")})["TaskId"]
+    pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
+    assert (pulled["Status"], pulled["ErrCode"], pulled["FileId"]) == ("FINISH", 60000, "")
+    assert "ContentUnsupported" in pulled["Message"]
+    assert files.hits["/still.png"] == 1
 
 
 def test_process_media_with_url(pvod: Vod, files: Files) -> None:

@@ -32,6 +32,8 @@ from upload_helpers import (
     vod_upload_pointed_at,
 )
 
+from media_factory import make_still_image
+
 MiB = 1024 * 1024
 
 
@@ -586,6 +588,21 @@ def test_commit_of_a_non_video(server: Server, vod: Vod, short_clip: Path, tmp_p
     put(server, applied, short_clip)
     vod("CommitUpload", {"VodSessionKey": applied["VodSessionKey"]})
     assert media_count(server, name) == 1
+
+
+def test_commit_of_a_still_image(server: Server, vod: Vod, tmp_path: Path) -> None:
+    from tencentcloud.common.exception.tencent_cloud_sdk_exception import (
+        TencentCloudSDKException,
+    )
+
+    name = unique("still")
+    applied = vod("ApplyUpload", {"MediaType": "mp4", "MediaName": name})  # content decides
+    put(server, applied, make_still_image(tmp_path / "still.png"))
+    with pytest.raises(TencentCloudSDKException) as raised:
+        vod("CommitUpload", {"VodSessionKey": applied["VodSessionKey"]})
+    assert raised.value.code == "FailedOperation"
+    assert "SourceFileError.ContentUnsupported" in raised.value.message
+    assert media_count(server, name) == 0
 
 
 def test_commit_with_procedure_starts_a_task(server: Server, vod: Vod, short_clip: Path) -> None:

@@ -92,6 +92,12 @@ class Code(StrEnum):
     INVALID_PARAMETER_VALUE_COMMENT = "InvalidParameterValue.Comment"
     INVALID_PARAMETER_VALUE_MODIFY_DEFAULT_TEMPLATE = "InvalidParameterValue.ModifyDefaultTemplate"
     INVALID_PARAMETER_VALUE_DELETE_DEFAULT_TEMPLATE = "InvalidParameterValue.DeleteDefaultTemplate"
+    # Template extension fields (docs/api.md), named like Tencent's own
+    INVALID_PARAMETER_VALUE_MAX_SIZE = "InvalidParameterValue.MaxSize"
+    INVALID_PARAMETER_VALUE_QUALITY_TARGET = "InvalidParameterValue.QualityTarget"
+    INVALID_PARAMETER_VALUE_SEGMENT_MODE = "InvalidParameterValue.SegmentMode"
+    INVALID_PARAMETER_VALUE_DURATION = "InvalidParameterValue.Duration"
+    INVALID_PARAMETER_VALUE_LOOP_MODE = "InvalidParameterValue.LoopMode"
     # VOD: bad parameter values, processing
     INVALID_PARAMETER_VALUE_START_TIME_OFFSET = "InvalidParameterValue.StartTimeOffset"
     INVALID_PARAMETER_VALUE_END_TIME_OFFSET = "InvalidParameterValue.EndTimeOffset"

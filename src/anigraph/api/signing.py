@@ -46,6 +46,9 @@ from anigraph.api.params import unflatten
 
 API_VERSION: Final = "2018-07-17"
 SERVICE: Final = "vod"
+"""The credential scope's service as most SDKs sign it. Any signed value is accepted: Tencent's
+Node.js SDK names the endpoint's first DNS label (``127`` for ``127.0.0.1:8080``), and the value
+is part of the string to sign and of the signing key, so only a holder of the key can choose it."""
 TC3_ALGORITHM: Final = "TC3-HMAC-SHA256"
 MAX_SKEW_SECONDS: Final = 300
 """Largest accepted difference between a request's timestamp and server time (spec 1.3, 7.5)."""
@@ -235,8 +238,6 @@ def _verify_tc3(
             f"The Credential date {auth.date} is not the UTC date of X-TC-Timestamp "
             f"({_utc_date(timestamp)})."
         )
-    if auth.service != SERVICE:
-        raise signature_failure(f"The Credential service must be {SERVICE!r}.")
     secret_key = lookup_secret(auth.secret_id)
     if secret_key is None:
         raise secret_id_not_found(auth.secret_id)
@@ -247,10 +248,16 @@ def _verify_tc3(
         if value is None:
             raise invalid_authorization(f"The signed header {quote(name)} is not in the request.")
         values.append(value.strip())
-    # The Python SDK signs header values as sent; Tencent's documentation lower-cases them
-    # (e.g. "x-tc-action:describeinstances"). Accept either canonical form.
-    block = "".join(f"{n}:{v}\n" for n, v in zip(auth.signed_headers, values, strict=True))
-    blocks = {block, block.lower()}
+    # Accept each canonical form a client produces: header values as sent (the Python SDK) or
+    # lower-cased (Tencent's documentation: "x-tc-action:describeinstances"), and the Host
+    # with or without its port (the Node.js SDK signs it without).
+    blocks: set[str] = set()
+    for host in _signed_host_forms(headers.get("host", "").strip()):
+        block = "".join(
+            f"{name}:{host if name == 'host' else value}\n"
+            for name, value in zip(auth.signed_headers, values, strict=True)
+        )
+        blocks |= {block, block.lower()}
 
     if headers.get("x-tc-content-sha256", "").strip() == _UNSIGNED_PAYLOAD:
         payload = _UNSIGNED_PAYLOAD.encode()
@@ -287,6 +294,18 @@ def _verify_tc3(
         region=headers.get("x-tc-region") or None,
         language=headers.get("x-tc-language") or None,
     )
+
+
+def _signed_host_forms(host: str) -> tuple[str, ...]:
+    """The Host values a client may have signed: as sent, and without its port.
+
+    Tencent's Node.js SDK signs ``URL.hostname`` while sending ``URL.host``. The port is not
+    secret and the host name is still signed, so accepting both loses no security.
+    """
+    name, sep, port = host.rpartition(":")
+    if sep and port.isdigit() and name:
+        return (host, name)
+    return (host,)
 
 
 def _tc3_signing_key(secret_key: str, date: str, service: str) -> bytes:

@@ -26,7 +26,7 @@ from anigraph.cli import (
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def app() -> None:
-    """Turn videos into animated GIF/WebP images, by template."""
+    """Turn videos into animated images (GIF, WebP, AVIF) or MP4 loops, by template."""
 
 
 for _group in (

@@ -34,6 +34,7 @@ def register(app: click.Group) -> None:
         """
         from anigraph import logs
         from anigraph.jobs.celery_transport import make_celery, worker_argv
+        from anigraph.jobs.sweep import Sweeper
         from anigraph.server import build, start_notifications
 
         settings = settings_from(options)
@@ -44,9 +45,12 @@ def register(app: click.Group) -> None:
         # first task finishes, and the process runs the callback dispatcher like every other.
         service = build(settings)
         notifications = start_notifications(service)
+        sweeper = Sweeper(service.ctx)
+        sweeper.start()
         try:
             celery_app = make_celery(settings, broker, service=service)
             celery_app.worker_main(worker_argv(settings, pool=pool))
         finally:
+            sweeper.stop()
             notifications.stop()
             service.ctx.db.dispose()

@@ -18,6 +18,7 @@ PRESETS: dict[int, AnimateParams] = {
     20000: AnimateParams(format=OutputFormat.GIF, fps=2),
     20001: AnimateParams(format=OutputFormat.WEBP, fps=2),
 }
+FORMAT_NAMES = [fmt.value for fmt in OutputFormat]
 
 
 @click.command()
@@ -39,7 +40,7 @@ def _format_for(output: Path, given: str | None, preset: AnimateParams | None) -
     if given is not None:
         return OutputFormat(given)
     suffix = output.suffix.lower().lstrip(".")
-    if suffix in ("gif", "webp"):
+    if suffix in FORMAT_NAMES:
         return OutputFormat(suffix)
     if preset is not None:
         return preset.format
@@ -70,7 +71,12 @@ def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> R
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 @click.argument("output", type=click.Path(path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["gif", "webp"]), help="Default: from OUT.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_NAMES),
+    help="Default: from OUT's extension. avif and mp4 are anigraph's extensions.",
+)
 @click.option("--width", type=click.IntRange(0, 4096), help="Max width (long edge); 0 = source.")
 @click.option("--height", type=click.IntRange(0, 4096), help="Max height (short edge); 0 = source.")
 @click.option(
@@ -98,7 +104,7 @@ def convert(
     definition: int | None,
     as_json: bool,
 ) -> None:
-    """Convert a segment of SOURCE into an animated GIF or WebP at OUTPUT."""
+    """Convert a segment of SOURCE into an animated GIF, WebP or AVIF, or an MP4, at OUTPUT."""
     preset = None
     if definition is not None:
         if definition not in PRESETS:

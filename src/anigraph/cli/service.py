@@ -36,9 +36,10 @@ def register(app: click.Group) -> None:
         """Bring the database schema to the newest version (also done on every start)."""
         from anigraph.db.database import Database
         from anigraph.db.migrate import current
+        from anigraph.server import prepare_data_dir
 
         settings = settings_from(options)
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        prepare_data_dir(settings.data_dir)
         database = Database(settings.database_url)
         database.create_schema()
         click.echo(f"schema at revision {current(database.engine)}")

@@ -11,11 +11,15 @@ periodically (proxies and firewalls drop idle connections silently).
 
 from __future__ import annotations
 
+import logging
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 POOL_SIZE = 10
@@ -23,6 +27,11 @@ POOL_SIZE = 10
 POOL_OVERFLOW = 20
 """Extra connections opened under load, closed again when returned."""
 POOL_RECYCLE_SECONDS = 1800
+PRIVATE_FILE_MODE = 0o600
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""Files SQLite keeps beside a database; they hold its pages too (SecretKeys included)."""
+
+log = logging.getLogger(__name__)
 
 
 class Database:
@@ -32,6 +41,7 @@ class Database:
         options: dict[str, Any] = {"future": True}
         if self.is_sqlite:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            _private_sqlite_files(url)
         else:
             options.update(
                 pool_pre_ping=True,
@@ -77,3 +87,31 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _private_sqlite_files(url: str) -> None:
+    """Create a SQLite database file owner-only (0600) before SQLite does, and tighten one
+    (and its WAL, shared-memory and journal files) that exists with more.
+
+    SQLite creates the companion files with the database file's mode, so a private database
+    keeps private companions whatever the umask; an empty file is a valid empty database.
+    """
+    name = make_url(url).database
+    if not name or name == ":memory:" or name.startswith("file:"):
+        return
+    database = Path(name)
+    try:
+        descriptor = os.open(database, os.O_RDWR | os.O_CREAT, PRIVATE_FILE_MODE)
+    except OSError:
+        return  # no such folder, or not ours: SQLite reports it in its own words
+    os.close(descriptor)
+    for path in (database, *(Path(f"{database}{suffix}") for suffix in SQLITE_COMPANIONS)):
+        try:
+            current = stat.S_IMODE(path.stat().st_mode)
+            if current & 0o077:
+                log.info("%s was mode %o; making it %o", path, current, PRIVATE_FILE_MODE)
+                path.chmod(PRIVATE_FILE_MODE)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:  # another user's file: say so, the database still opens
+            log.warning("cannot make %s private: %s", path, exc)

@@ -103,6 +103,19 @@ class Template(Base):
     loop_mode: Mapped[str] = mapped_column(String(16), default="None", server_default="None")
 
 
+class TemplateCounter(Base):
+    """The highest template Definition ever given out, in one row (``id`` 1).
+
+    Definitions are never given twice, even after a deletion: outputs on media items and task
+    results keep naming the template that made them.
+    """
+
+    __tablename__ = "template_counter"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_definition: Mapped[int] = mapped_column(BigInteger)
+
+
 class Media(Base):
     __tablename__ = "media"
 

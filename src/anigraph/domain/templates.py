@@ -26,6 +26,7 @@ LOOP_MODES: Final = ("None", "Seamless", "Crossfade", "Boomerang")
 QUALITY_TARGET_RANGE: Final = (0.80, 0.99)  # or 0 = off
 DURATION_RANGE: Final = (0.5, 30.0)
 DEFAULT_DURATION: Final = 3.0
+MIN_MAX_SIZE: Final = 10 * 1024  # a budget below any useful animated image is a mistake
 PRESET_TIME: Final = datetime(2018, 7, 17, tzinfo=UTC)
 
 
@@ -59,9 +60,14 @@ class TemplateSpec:
     loop_mode: str = "None"
 
     def uses_extension(self) -> bool:
-        """True when any extension field or format differs from Tencent's behaviour."""
+        """True when any extension field or format differs from Tencent's behaviour.
+
+        Duration counts too, although only Highlight reads it: a value the client set must come
+        back from DescribeAnimatedGraphicsTemplates.
+        """
         return (
-            self.max_size > 0
+            self.duration != DEFAULT_DURATION
+            or self.max_size > 0
             or self.quality_target > 0
             or self.segment_mode != "Fixed"
             or self.loop_mode != "None"
@@ -91,10 +97,15 @@ PRESETS: Final[dict[int, TemplateSpec]] = {
 }
 
 
-def check_template(spec: TemplateSpec, *, modifying: bool) -> None:
-    """Raise :class:`TemplateRuleError` for the first broken rule, in the docs' order."""
-    if spec.format not in FORMATS:
-        raise TemplateRuleError("Format", "Format must be gif or webp.")
+def check_template(spec: TemplateSpec, *, modifying: bool, max_output_bytes: int) -> None:
+    """Raise :class:`TemplateRuleError` for the first broken rule, in the docs' order.
+
+    Tencent's rules stay exactly as they are for gif and webp; the extension formats (avif, mp4)
+    may keep the source size (Width = Height = 0) like gif. ``max_output_bytes`` is the
+    service's largest output, the top of MaxSize's range.
+    """
+    if spec.format not in FORMATS + EXTENSION_FORMATS:
+        raise TemplateRuleError("Format", "Format must be gif, webp, avif or mp4.")
     low, high = MODIFY_SIDE_RANGE if modifying else CREATE_SIDE_RANGE
     for side, value in (("Width", spec.width), ("Height", spec.height)):
         if value != 0 and not low <= value <= high:
@@ -111,6 +122,29 @@ def check_template(spec: TemplateSpec, *, modifying: bool) -> None:
         raise TemplateRuleError("Name", f"Name must be at most {NAME_MAX} characters.")
     if len(spec.comment) > COMMENT_MAX:
         raise TemplateRuleError("Comment", f"Comment must be at most {COMMENT_MAX} characters.")
+    check_extensions(spec, max_output_bytes)
+
+
+def check_extensions(spec: TemplateSpec, max_output_bytes: int) -> None:
+    """The extension fields' rules (docs/api.md, "Template extension fields")."""
+    if spec.max_size != 0 and not MIN_MAX_SIZE <= spec.max_size <= max_output_bytes:
+        raise TemplateRuleError(
+            "MaxSize", f"MaxSize must be 0 or in [{MIN_MAX_SIZE}, {max_output_bytes}] bytes."
+        )
+    low, high = QUALITY_TARGET_RANGE
+    if spec.quality_target != 0 and not low <= spec.quality_target <= high:
+        raise TemplateRuleError("QualityTarget", f"QualityTarget must be 0 or in [{low}, {high}].")
+    if spec.segment_mode not in SEGMENT_MODES:
+        raise TemplateRuleError(
+            "SegmentMode", f"SegmentMode must be one of {', '.join(SEGMENT_MODES)}."
+        )
+    if not DURATION_RANGE[0] <= spec.duration <= DURATION_RANGE[1]:
+        raise TemplateRuleError(
+            "Duration",
+            f"Duration must be in [{DURATION_RANGE[0]:g}, {DURATION_RANGE[1]:g}] seconds.",
+        )
+    if spec.loop_mode not in LOOP_MODES:
+        raise TemplateRuleError("LoopMode", f"LoopMode must be one of {', '.join(LOOP_MODES)}.")
 
 
 def modified(spec: TemplateSpec, changes: dict[str, object], now: datetime) -> TemplateSpec:

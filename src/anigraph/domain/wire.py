@@ -5,12 +5,20 @@ from __future__ import annotations
 import secrets
 from datetime import UTC, datetime
 
+EMPTY_TIME = "0001-01-01T00:00:00Z"
+"""A time not reached yet, as Tencent's answers carry it (spec 7.2): Go's zero time."""
+
 
 def iso(moment: datetime | None) -> str:
-    """``2026-11-25T09:35:34Z``; an unset time is ``""`` (as Tencent's docs say)."""
+    """``2026-11-25T09:35:34Z``; an unset time is :data:`EMPTY_TIME`."""
     if moment is None:
-        return ""
+        return EMPTY_TIME
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def wire_time(stored: str) -> str:
+    """A stored ISO time on the wire: ``""`` (not reached yet) becomes :data:`EMPTY_TIME`."""
+    return stored or EMPTY_TIME
 
 
 def parse_iso(text: str) -> datetime:

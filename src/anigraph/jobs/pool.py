@@ -23,6 +23,7 @@ from typing import Final
 from anigraph.context import Context
 from anigraph.jobs import leases
 from anigraph.jobs.runner import RELEASE, run_claimed, sweep_staging
+from anigraph.jobs.sweep import Sweeper
 from anigraph.logs import bound
 from anigraph.media.child import (
     Cancel,
@@ -76,6 +77,7 @@ class WorkerPool:
         self._wakes = [threading.Event() for _ in range(slots)]
         self._running: dict[int, tuple[str, Cancel]] = {}
         self._threads: list[threading.Thread] = []
+        self._sweeper = Sweeper(ctx)
 
     @property
     def slots(self) -> int:
@@ -91,6 +93,7 @@ class WorkerPool:
             raise RuntimeError("the worker pool was already started")
         # Scratch files of a previous process that died mid-job (older than any live job).
         sweep_staging(self._ctx, older_than=self._ctx.settings.task_deadline_seconds + 60.0)
+        self._sweeper.start()  # and, while the pool runs, what other writes leave (jobs.sweep)
         for slot in range(self._slots):
             thread = threading.Thread(
                 target=self._loop, args=(slot,), name=f"anigraph-worker-{slot}", daemon=True
@@ -123,6 +126,7 @@ class WorkerPool:
             with self._lock:
                 self._release_all()
             self._join(time.monotonic() + RELEASE_WAIT_SECONDS)
+        self._sweeper.stop()
         stopped = not self._alive()
         if not stopped:
             log.error("worker slots still running after stop: %s", self.running())

@@ -5,11 +5,12 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import av
 import av.container
@@ -18,7 +19,7 @@ from av.video.stream import VideoStream
 from numpy.typing import NDArray
 
 from anigraph.domain.errors import ErrCodeExt, TaskError
-from anigraph.domain.geometry import output_size
+from anigraph.domain.geometry import at_least, even_size, output_size
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
 from anigraph.media.decode import DecodeStats, Segment, check_deadline, segment_frames
@@ -28,6 +29,7 @@ from anigraph.media.safe_open import open_media
 from anigraph.media.types import AnimateParams, Limits, OutputFormat, ProgressCallback, Result
 
 MAX_SIDE = 4096
+AVIF_MIN_SIDE = 4  # SVT-AV1's smallest frame; a derived side of an extreme aspect can be 1
 # Neighbouring output frames share their colours: a palette from every second frame is as
 # good (SSIM within 0.0005 on the benchmark footage) and quantises ~25% faster.
 HISTOGRAM_FRAME_STEP = 2
@@ -70,6 +72,10 @@ class _Converter:
         shown_w, shown_h = (frame.height, frame.width) if turns % 2 else (frame.width, frame.height)
         p = self._params
         width, height = output_size(shown_w, shown_h, p.width, p.height, p.resolution_adaptive)
+        if p.format is OutputFormat.MP4:
+            width, height = even_size(width, height)
+        elif p.format is OutputFormat.AVIF:
+            width, height = at_least(width, height, AVIF_MIN_SIDE)
         if width * height > self._limits.max_output_pixels:
             raise TaskError(
                 ErrCodeExt.CONFIGURATION_UNSUPPORTED,
@@ -152,7 +158,7 @@ class _Job:
         container: av.container.InputContainer,
         stream: VideoStream,
         convert: Callable[[av.VideoFrame], T],
-    ) -> Iterator[T]:
+    ) -> Generator[T, None, None]:
         return segment_frames(
             container,
             stream,
@@ -209,6 +215,30 @@ def _encode_gif(
     return width, height
 
 
+class _FrameEncoder(Protocol):
+    def write(self, frame: av.VideoFrame) -> None: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+
+
+def _write_all(
+    encoder: _FrameEncoder,
+    first: av.VideoFrame,
+    frames: Iterator[av.VideoFrame],
+    progress: _Progress,
+) -> None:
+    try:
+        encoder.write(first)
+        progress.step()
+        for frame in frames:
+            encoder.write(frame)
+            progress.step()
+        encoder.close()
+    except BaseException:
+        encoder.abort()
+        raise
+
+
 def _encode_webp(
     job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
 ) -> tuple[int, int]:
@@ -218,16 +248,23 @@ def _encode_webp(
     webp = WebpEncoder(
         job.part, first.width, first.height, timeline, choices_for(job.params.quality)
     )
-    try:
-        webp.write(first)
-        progress.step()
-        for frame in frames:
-            webp.write(frame)
-            progress.step()
-        webp.close()
-    except BaseException:
-        webp.abort()
-        raise
+    _write_all(webp, first, frames, progress)
+    return first.width, first.height
+
+
+def _encode_video(
+    job: _Job, frames: Iterator[av.VideoFrame], timeline: Timeline, progress: _Progress
+) -> tuple[int, int]:
+    """AVIF or MP4: a video codec fed the timeline's frames (media/timed_video.py)."""
+    from anigraph.media.avif import avif_format
+    from anigraph.media.mp4 import mp4_format
+    from anigraph.media.timed_video import TimedVideoWriter
+
+    make_format = avif_format if job.params.format is OutputFormat.AVIF else mp4_format
+    spec = make_format(choices_for(job.params.quality), job.limits.threads or os.cpu_count() or 1)
+    first = next(frames)
+    writer = TimedVideoWriter(job.part, spec, first.width, first.height, job.params.fps, timeline)
+    _write_all(writer, first, frames, progress)
     return first.width, first.height
 
 
@@ -285,11 +322,16 @@ def animate(
                     stats=stats,
                 )
                 if params.format is OutputFormat.GIF:
-                    gif_frames = job.frames(container, stream, job.converter.rgba)
-                    width, height = _encode_gif(job, gif_frames, timeline, steps)
+                    # closing(): on any failure the decoding thread is stopped and joined
+                    # before the container closes under it (that crashed, in C).
+                    with closing(job.frames(container, stream, job.converter.rgba)) as rgba:
+                        width, height = _encode_gif(job, rgba, timeline, steps)
+                elif params.format is OutputFormat.WEBP:
+                    with closing(job.frames(container, stream, job.converter.yuv)) as yuv:
+                        width, height = _encode_webp(job, yuv, timeline, steps)
                 else:
-                    webp_frames = job.frames(container, stream, job.converter.yuv)
-                    width, height = _encode_webp(job, webp_frames, timeline, steps)
+                    with closing(job.frames(container, stream, job.converter.yuv)) as yuv:
+                        width, height = _encode_video(job, yuv, timeline, steps)
         size = part.stat().st_size
         if size > limits.max_output_bytes:
             raise TaskError(

@@ -48,6 +48,8 @@ PRELOAD: Final = [
     "anigraph.media.animate",
     "anigraph.media.gif",
     "anigraph.media.webp",
+    "anigraph.media.avif",
+    "anigraph.media.mp4",
 ]
 """Imported once by the forkserver, so no job pays for them: the encoders' modules are imported
 lazily by ``animate`` (PIL and imagequant with them), and ``__main__`` would otherwise be

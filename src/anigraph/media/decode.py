@@ -12,7 +12,7 @@ import contextlib
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
@@ -143,7 +143,7 @@ def segment_frames(
     pool: ThreadPoolExecutor,
     depth: int,
     stats: DecodeStats,
-) -> Iterator[T]:
+) -> Generator[T, None, None]:
     """Converted output frames in order.
 
     Decoding runs on its own thread, conversions on ``pool``, and the caller (the encoder)

@@ -82,9 +82,14 @@ def open_media(path: str | os.PathLike[str]) -> av.container.InputContainer:
         container = av.open(f"file:{source}", mode="r", options=dict(OPEN_OPTIONS))
     except av.error.InvalidDataError as exc:
         raise TaskError(ErrCodeExt.CONTENT_MALFORMED, _reason(exc)) from exc
-    except av.error.ValueError as exc:  # type: ignore[attr-defined]
-        # EINVAL at open: the content was recognised as a demuxer outside the whitelist.
-        raise TaskError(ErrCodeExt.CONTENT_UNSUPPORTED, _reason(exc)) from exc
+    except av.error.ArgumentError as exc:
+        # EINVAL at open: the content was recognised as a demuxer outside the whitelist (still
+        # images: png_pipe, jpeg_pipe, bmp_pipe, image2). Older PyAV called it ValueError.
+        # FFmpeg says only "invalid argument", which would read as our mistake.
+        raise TaskError(
+            ErrCodeExt.CONTENT_UNSUPPORTED,
+            "not a supported video container (still images and other formats are refused)",
+        ) from exc
     except av.error.FFmpegError as exc:
         raise TaskError(ErrCodeExt.CONTENT_MALFORMED, _reason(exc)) from exc
     return container

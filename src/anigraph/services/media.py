@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from anigraph.context import URL_KEYS, Context
 from anigraph.db.models import Media, MediaOutput
 from anigraph.domain.wire import iso, new_file_id
+from anigraph.notify import outbox
 
 NEVER_EXPIRES = "9999-12-31T23:59:59Z"
 PROBE_DEADLINE_SECONDS = 60.0
@@ -101,7 +102,10 @@ def import_file(
     """Probe ``path`` and store a copy as a new media item; returns its FileId.
 
     A file that is not media raises :class:`TaskError` (``SourceFileError.*``) and stores nothing.
+    Importing is an upload: ``NewFileUpload`` is queued (when the sub-app's upload switch is ON)
+    in the transaction that creates the item, as CommitUpload does.
     """
+
     meta = probe_file(ctx, path)
     extension = media_type_of(path)
     content_type = mimetypes.guess_type(f"x.{extension}")[0] if extension else None
@@ -122,10 +126,32 @@ def import_file(
                 source_context=source_context,
             )
             file_id = row.file_id
+            announce_upload(session, ctx, row, meta)
     except BaseException:
         ctx.store.delete(key)
         raise
     return file_id
+
+
+def announce_upload(
+    session: Session, ctx: Context, row: Media, meta: dict[str, Any], procedure_task_id: str = ""
+) -> None:
+    """Queue ``NewFileUpload`` for a new media item in the caller's transaction (if the
+    sub-app's upload switch is ON)."""
+    outbox.emit(
+        session,
+        ctx,
+        row.sub_app_id,
+        "NewFileUpload",
+        {
+            "FileId": row.file_id,
+            # Links marked, built when the event is sent or pulled.
+            "MediaBasicInfo": basic_info(ctx, row),
+            "ProcedureTaskId": procedure_task_id,
+            "ReviewAudioVideoTaskId": "",
+            "MetaData": meta,
+        },
+    )
 
 
 def get(session: Session, sub_app_id: int, file_id: str) -> Media | None:

@@ -11,7 +11,7 @@ from sqlalchemy import and_, or_, select, update
 
 from anigraph.context import URL_KEYS, Context
 from anigraph.db.models import Media, Task
-from anigraph.domain.wire import iso, parse_iso
+from anigraph.domain.wire import iso, parse_iso, wire_time
 
 VISIBILITY = timedelta(days=3)
 
@@ -36,13 +36,21 @@ def public_subtask(subtask: dict[str, Any]) -> dict[str, Any]:
     """A stored subtask as MediaProcessTaskResult: internal keys dropped, other members null.
 
     The output's ``Url`` is marked with its key (``URL_KEYS``) for ``Context.render_urls``.
+    Times not reached yet are stored as ``""`` (the workers test them for emptiness) and
+    answered as Tencent does (``wire_time``).
     """
     result = {key: value for key, value in subtask.items() if not key.startswith("_")}
     key = subtask.get(OUTPUT_KEY)
     graphic = result.get("AnimatedGraphicTask")
-    if key and isinstance(graphic, dict) and isinstance(graphic.get("Output"), dict):
-        output = {**graphic["Output"], URL_KEYS: {"Url": key}}
-        result["AnimatedGraphicTask"] = {**graphic, "Output": output}
+    if isinstance(graphic, dict):
+        graphic = {
+            **graphic,
+            "BeginProcessTime": wire_time(graphic.get("BeginProcessTime") or ""),
+            "FinishTime": wire_time(graphic.get("FinishTime") or ""),
+        }
+        if key and isinstance(graphic.get("Output"), dict):
+            graphic["Output"] = {**graphic["Output"], URL_KEYS: {"Url": key}}
+        result["AnimatedGraphicTask"] = graphic
     for member in (
         "TranscodeTask",
         "SnapshotByTimeOffsetTask",

@@ -11,9 +11,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from anigraph.context import Context
-from anigraph.db.models import Template
+from anigraph.db.models import Template, TemplateCounter
 from anigraph.domain.geometry import ResolutionAdaptive
 from anigraph.domain.templates import (
+    DEFAULT_DURATION,
     FIRST_CUSTOM_DEFINITION,
     MAX_CUSTOM_TEMPLATES,
     PRESETS,
@@ -82,8 +83,13 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
         quality=float(values.get("Quality", 75.0)),
         create_time=now,
         update_time=now,
+        max_size=values.get("MaxSize", 0),
+        quality_target=float(values.get("QualityTarget", 0.0)),
+        segment_mode=values.get("SegmentMode", "Fixed"),
+        duration=float(values.get("Duration", DEFAULT_DURATION)),
+        loop_mode=values.get("LoopMode", "None"),
     )
-    check_template(spec, modifying=False)
+    check_template(spec, modifying=False, max_output_bytes=ctx.settings.max_output_bytes)
     with ctx.db.session() as session:
         # Serialise all creations (a transaction-scoped advisory lock on PostgreSQL; SQLite's
         # write lock already does): two requests cannot both pass the 16-template check, and
@@ -98,19 +104,34 @@ def create(ctx: Context, sub_app_id: int, values: dict[str, Any]) -> int:
         if (count or 0) >= MAX_CUSTOM_TEMPLATES:
             raise TooManyTemplates(MAX_CUSTOM_TEMPLATES)
         # A row written by something else than this path (a copy being moved in) could still
-        # hold max + 1 by the time we insert: retried with the next number.
+        # hold the next number by the time we insert: retried with the one after.
         for _ in range(ALLOCATION_ATTEMPTS):
-            highest = session.scalar(select(func.max(Template.definition)))
+            definition = _next_definition(session)
             try:
                 with session.begin_nested():
-                    row = _new_row(
-                        spec, sub_app_id, max(highest or 0, FIRST_CUSTOM_DEFINITION - 1) + 1, now
-                    )
-                    session.add(row)
-                return row.definition
+                    session.add(_new_row(spec, sub_app_id, definition, now))
+                return definition
             except IntegrityError:
                 continue
         raise RuntimeError("could not allocate a template Definition")
+
+
+def _next_definition(session: Session) -> int:
+    """One above every Definition given out so far, deleted ones included (never reused).
+
+    The caller holds the creation lock. The counter row is made at the first creation (a
+    database from before it starts above its highest template).
+    """
+    counter = session.get(TemplateCounter, 1)
+    highest = session.scalar(select(func.max(Template.definition))) or 0
+    given = counter.last_definition if counter is not None else 0
+    definition = max(given, highest, FIRST_CUSTOM_DEFINITION - 1) + 1
+    if counter is None:
+        session.add(TemplateCounter(id=1, last_definition=definition))
+    else:
+        counter.last_definition = definition
+    session.flush()
+    return definition
 
 
 ALLOCATION_ATTEMPTS = 5
@@ -131,6 +152,11 @@ def _new_row(spec: TemplateSpec, sub_app_id: int, definition: int, now: datetime
         quality=spec.quality,
         created_at=now,
         updated_at=now,
+        max_size=spec.max_size,
+        quality_target=spec.quality_target,
+        segment_mode=spec.segment_mode,
+        duration=spec.duration,
+        loop_mode=spec.loop_mode,
     )
 
 
@@ -143,7 +169,13 @@ _FIELDS = {
     "ResolutionAdaptive": "resolution_adaptive",
     "Fps": "fps",
     "Quality": "quality",
+    "MaxSize": "max_size",
+    "QualityTarget": "quality_target",
+    "SegmentMode": "segment_mode",
+    "Duration": "duration",
+    "LoopMode": "loop_mode",
 }
+_FLOATS = ("quality", "quality_target", "duration")
 
 
 def modify(ctx: Context, sub_app_id: int, definition: int, values: dict[str, Any]) -> None:
@@ -158,10 +190,11 @@ def modify(ctx: Context, sub_app_id: int, definition: int, values: dict[str, Any
         }
         if "resolution_adaptive" in changes:
             changes["resolution_adaptive"] = ResolutionAdaptive(str(changes["resolution_adaptive"]))
-        if "quality" in changes:
-            changes["quality"] = float(changes["quality"])  # type: ignore[arg-type]
+        for attr in _FLOATS:
+            if attr in changes:
+                changes[attr] = float(changes[attr])  # type: ignore[arg-type]
         spec = modified(_spec(row), changes, ctx.now())
-        check_template(spec, modifying=True)
+        check_template(spec, modifying=True, max_output_bytes=ctx.settings.max_output_bytes)
         for attr, value in asdict(spec).items():
             if attr in _FIELDS.values():
                 setattr(row, attr, value.value if attr == "resolution_adaptive" else value)

@@ -10,7 +10,8 @@ test suite can hold every backend to the same contract:
 - ``presigned_url`` is optional in effect: a store without public links answers ``None``;
 - every method raises ``InvalidKey`` for a malformed key before doing any I/O;
 - ``list_objects`` walks the whole store: it is for operator tools (``anigraph migrate-store``),
-  never for request paths.
+  never for request paths; ``sweep_leftovers`` is for the workers' periodic sweep
+  (``jobs.sweep``), never for request paths either.
 """
 
 from __future__ import annotations
@@ -147,5 +148,16 @@ class Store(Protocol):
 
         Names no key can address (temp files, metadata, foreign files with other names) are
         left out, so everything listed can be read with ``open``. Walks the whole store.
+        """
+        ...
+
+    def sweep_leftovers(self, cutoff: float) -> int:
+        """Remove what writes killed mid-way left, untouched since ``cutoff`` (epoch seconds).
+
+        Hidden temp files (local), spool files and unfinished multipart uploads (S3): nothing
+        any key names, never a published object. A live write is recognised by being younger
+        than ``cutoff``, so pass one well before any write still running could have started
+        or last written. Safe to run from several processes at once; returns how many
+        leftovers were removed.
         """
         ...

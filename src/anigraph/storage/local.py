@@ -9,7 +9,8 @@ What this module guarantees, and how:
 - **Atomic publication.** Content goes to a hidden temp file (``.<name>.<random>.tmp``) in the
   object's own folder, is fsynced, and is renamed over the final name with ``os.replace``; the
   folder is fsynced after the rename. Readers see the whole object or no object, and a crash at
-  any point leaves at most a hidden temp file that no key can name.
+  any point leaves at most a hidden temp file that no key can name (``sweep_leftovers``
+  removes it once it is old).
 - **Cheap stat.** The content type and MD5 live in a sidecar ``<file>.meta.json`` (written the
   same atomic way, before the data file). The sidecar also records the data file's size, mtime
   and inode; if they no longer match (no sidecar, a crash between the two renames, an operator
@@ -41,6 +42,7 @@ from anigraph.storage.base import (
     validate_content_type,
 )
 from anigraph.storage.keys import META_SUFFIX, InvalidKey, validate_key
+from anigraph.storage.sweeping import remove_stale_files
 
 log = logging.getLogger("anigraph.storage")
 
@@ -54,6 +56,7 @@ _O_DIRECTORY: int = getattr(os, "O_DIRECTORY", 0)
 _KNOWN_TYPES = {
     ".gif": "image/gif",
     ".webp": "image/webp",
+    ".avif": "image/avif",
     ".mp4": "video/mp4",
     ".mov": "video/quicktime",
     ".mkv": "video/x-matroska",
@@ -266,6 +269,9 @@ class LocalStore:
                 if listed is not None:
                     yield listed
 
+    def sweep_leftovers(self, cutoff: float) -> int:
+        return remove_stale_files(self.root, TEMP_NAME, cutoff, walk=True)
+
     # -- internals -----------------------------------------------------------------------------
 
     def _listed(self, key: str) -> ListedObject | None:
@@ -343,6 +349,10 @@ class LocalStore:
 
 
 # -- file helpers ------------------------------------------------------------------------------
+
+
+TEMP_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp", re.ASCII)
+"""The names ``_temp_name`` makes (of data files and sidecars), and nothing else."""
 
 
 def _temp_name(final: Path) -> Path:

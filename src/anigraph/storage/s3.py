@@ -20,6 +20,9 @@ It keeps the promises of ``anigraph.storage.base`` with what S3 offers:
 - **Key checks.** Every method passes the key through ``keys.validate_key`` before any request,
   and keys live under an optional ``prefix`` so that one bucket can hold several deployments.
 
+- **Leftovers.** A process killed mid-write leaves a spool file, or an unfinished multipart
+  upload; ``sweep_leftovers`` removes both once they are older than its cutoff.
+
 Limits: ``delete`` answers "did it exist" with a HEAD before the DELETE (S3's DELETE is
 idempotent and does not say), so two concurrent deletes may both answer ``True``. Without the
 ``s3:ListBucket`` permission AWS answers 403 instead of 404 for a missing key; that surfaces as
@@ -51,6 +54,7 @@ from anigraph.storage.base import (
     validate_content_type,
 )
 from anigraph.storage.keys import InvalidKey, validate_key
+from anigraph.storage.sweeping import remove_stale_files
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -75,6 +79,10 @@ whatever the size; S3's limit of 10,000 parts then allows objects up to 160 GiB.
 META_MD5 = "md5"
 META_CONTENT_TYPE = "content-type"
 """User-metadata names (sent as ``x-amz-meta-…``; S3 lowercases them)."""
+
+SPOOL_PREFIX = ".anigraph-"
+SPOOL_NAME = re.compile(r"\.anigraph-[A-Za-z0-9_]+\.part", re.ASCII)
+"""``writer``'s spool files (``tempfile.mkstemp`` names), which ``sweep_leftovers`` may remove."""
 
 _MD5 = re.compile(r"[0-9a-f]{32}", re.ASCII)
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -172,7 +180,7 @@ class S3Store:
     def writer(self, key: str, content_type: str) -> Iterator[BinaryIO]:
         self._name(key)
         validate_content_type(content_type)
-        fd, spool_name = tempfile.mkstemp(prefix=".anigraph-", suffix=".part", dir=self.spool_dir)
+        fd, spool_name = tempfile.mkstemp(prefix=SPOOL_PREFIX, suffix=".part", dir=self.spool_dir)
         spool = Path(spool_name)
         handle: BinaryIO = os.fdopen(fd, "w+b")
         try:
@@ -269,7 +277,41 @@ class S3Store:
                     continue  # put there by other tools: no key can name it, so not ours
                 yield ListedObject(key, item["Size"])
 
+    def sweep_leftovers(self, cutoff: float) -> int:
+        spool = self.spool_dir or Path(tempfile.gettempdir())
+        return remove_stale_files(spool, SPOOL_NAME, cutoff, walk=False) + self._abort_uploads(
+            cutoff
+        )
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _abort_uploads(self, cutoff: float) -> int:
+        """Abort multipart uploads under the prefix started before ``cutoff``: s3transfer's,
+        orphaned when their process died (the parts are billed until then). Uploads whose
+        name no key can be are someone else's and left alone."""
+        aborted = 0
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self.prefix
+        )
+        for page in pages:
+            for upload in page.get("Uploads", []):
+                name = upload["Key"]
+                try:
+                    validate_key(name[len(self.prefix) :])
+                except InvalidKey:
+                    continue
+                if upload["Initiated"].timestamp() >= cutoff:
+                    continue
+                try:
+                    self.client.abort_multipart_upload(
+                        Bucket=self.bucket, Key=name, UploadId=upload["UploadId"]
+                    )
+                except ClientError as exc:
+                    if _error_code(exc) == "NoSuchUpload":  # another sweeper was first
+                        continue
+                    raise
+                aborted += 1
+        return aborted
 
     def _name(self, key: str) -> str:
         """The S3 object name of a key, after checking the key (before any request)."""

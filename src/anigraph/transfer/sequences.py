@@ -6,8 +6,8 @@ columns are found in the database itself (every column of the schema's tables th
 ``pg_get_serial_sequence`` knows), so a counter added by a future migration is covered too.
 
 SQLite needs nothing: a rowid key takes max + 1, and an AUTOINCREMENT table's counter moves up
-by itself when a larger key is inserted. (Template Definitions are allocated by the service as
-max + 1 on every database, so they continue after the copied ones on both.)
+by itself when a larger key is inserted. (Template Definitions are allocated by the service
+above both the copied ``template_counter`` and the highest copied template, on every database.)
 """
 
 from __future__ import annotations

@@ -8,12 +8,22 @@ from anigraph.api.errors import ApiError, Code, template_not_exist, too_much_tem
 from anigraph.api.params import FLOAT, STRING, UINT64, Array, Field, Object
 from anigraph.api.registry import Caller, action
 from anigraph.context import Context
-from anigraph.domain.templates import COMMENT_MAX, NAME_MAX, TemplateRuleError, TemplateSpec
+from anigraph.domain.templates import (
+    COMMENT_MAX,
+    DURATION_RANGE,
+    EXTENSION_FORMATS,
+    FORMATS,
+    LOOP_MODES,
+    NAME_MAX,
+    SEGMENT_MODES,
+    TemplateRuleError,
+    TemplateSpec,
+)
 from anigraph.domain.wire import iso
 from anigraph.services import templates
 
 _ADAPTIVE = frozenset({"open", "close"})
-_FORMAT = frozenset({"gif", "webp"})
+_FORMAT = frozenset(FORMATS + EXTENSION_FORMATS)
 
 _COMMON: dict[str, Field] = {
     "Name": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_NAME, max_length=NAME_MAX),
@@ -25,6 +35,21 @@ _COMMON: dict[str, Field] = {
     ),
     "Format": Field(STRING, code=Code.INVALID_PARAMETER_VALUE_FORMAT, choices=_FORMAT),
     "Quality": Field(FLOAT, code=Code.INVALID_PARAMETER_VALUE_QUALITY, minimum=1, maximum=100),
+    # Extensions: the JSON type and the fixed ranges here, "0 or [a, b]" in check_template.
+    "MaxSize": Field(UINT64, code=Code.INVALID_PARAMETER_VALUE_MAX_SIZE),
+    "QualityTarget": Field(FLOAT, code=Code.INVALID_PARAMETER_VALUE_QUALITY_TARGET),
+    "SegmentMode": Field(
+        STRING, code=Code.INVALID_PARAMETER_VALUE_SEGMENT_MODE, choices=frozenset(SEGMENT_MODES)
+    ),
+    "Duration": Field(
+        FLOAT,
+        code=Code.INVALID_PARAMETER_VALUE_DURATION,
+        minimum=DURATION_RANGE[0],
+        maximum=DURATION_RANGE[1],
+    ),
+    "LoopMode": Field(
+        STRING, code=Code.INVALID_PARAMETER_VALUE_LOOP_MODE, choices=frozenset(LOOP_MODES)
+    ),
 }
 
 
@@ -33,8 +58,12 @@ def _rule_error(error: TemplateRuleError) -> ApiError:
 
 
 def wire(spec: TemplateSpec) -> dict[str, Any]:
-    """AnimatedGraphicsTemplate (spec 3.2): every field present."""
-    return {
+    """AnimatedGraphicsTemplate (spec 3.2): every field present.
+
+    The five extension fields follow only for a template that uses an extension, so a client
+    that uses none sees Tencent's shape exactly (SDKs warn on unknown fields).
+    """
+    plain = {
         "Definition": spec.definition,
         "Type": spec.type,
         "Name": spec.name,
@@ -47,6 +76,16 @@ def wire(spec: TemplateSpec) -> dict[str, Any]:
         "Quality": spec.quality,
         "CreateTime": iso(spec.create_time),
         "UpdateTime": iso(spec.update_time),
+    }
+    if not spec.uses_extension():
+        return plain
+    return {
+        **plain,
+        "MaxSize": spec.max_size,
+        "QualityTarget": spec.quality_target,
+        "SegmentMode": spec.segment_mode,
+        "Duration": spec.duration,
+        "LoopMode": spec.loop_mode,
     }
 
 

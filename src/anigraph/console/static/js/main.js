@@ -55,7 +55,9 @@ function signInPage() {
       await callWith(key, "DescribeAnimatedGraphicsTemplates", { Limit: 1 });
       key.subAppId = await discoverSubAppId(key);
       saveKey(key);
-      if (!location.hash || location.hash === "#/") location.hash = "#/media";
+      // replaceState, not location.hash: a hashchange would render the page a second time,
+      // concurrently with boot()'s, and both would append their forms.
+      if (!location.hash || location.hash === "#/") history.replaceState(null, "", "#/media");
       boot();
     } catch (error) {
       showError(message, error);

@@ -86,19 +86,36 @@ export function formatBytes(size) {
   return `${(size / 1024 / 1024).toFixed(2)} MiB`;
 }
 
+/** The output itself: an MP4 plays like a GIF would (muted, looping, inline, no controls);
+ * GIF, WebP and AVIF are images. */
+function outputMedia(output) {
+  const label = `Animated output, template ${output.Definition}`;
+  const size = { width: output.Width || undefined, height: output.Height || undefined };
+  const container = output.Container || new URL(output.Url, location.href).pathname.split(".").pop();
+  if (container === "mp4") {
+    const video = h("video", {
+      src: output.Url,
+      ...size,
+      autoplay: true,
+      muted: true,
+      loop: true,
+      playsinline: true,
+      preload: "auto",
+      "aria-label": label,
+    });
+    video.muted = true; // the attribute alone does not satisfy every browser's autoplay rule
+    return video;
+  }
+  return h("img", { src: output.Url, alt: label, ...size, loading: "lazy" });
+}
+
 /** An animated output: the image itself, with size, dimensions, Md5 and a download link. */
 export function outputCard(output) {
-  const name = output.Url.split("/").pop();
+  const name = new URL(output.Url, location.href).pathname.split("/").pop();
   return h(
     "figure",
     { class: "output" },
-    h("img", {
-      src: output.Url,
-      alt: `Animated output, template ${output.Definition}`,
-      width: output.Width || undefined,
-      height: output.Height || undefined,
-      loading: "lazy",
-    }),
+    outputMedia(output),
     h(
       "figcaption",
       {},

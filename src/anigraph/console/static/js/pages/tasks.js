@@ -10,6 +10,11 @@ function unfinished(status) {
   return status === "WAITING" || status === "PROCESSING";
 }
 
+// A time not reached yet comes as Tencent's zero time (0001-01-01T00:00:00Z).
+function shownTime(time) {
+  return !time || time.startsWith("0001-") ? "—" : time;
+}
+
 function statusBadge(status) {
   return h("span", { class: `badge ${String(status).toLowerCase()}` }, status);
 }
@@ -74,7 +79,7 @@ async function renderDetail(root, taskId) {
           h("dt", {}, "Created"),
           h("dd", {}, detail.CreateTime),
           h("dt", {}, "Finished"),
-          h("dd", {}, detail.FinishTime || "—"),
+          h("dd", {}, shownTime(detail.FinishTime)),
         ),
         task.ErrCode ? h("p", { class: "notice error" }, `${task.ErrCodeExt || task.ErrCode}: ${task.Message}`) : null,
         h("h2", {}, "Subtasks"),

@@ -13,7 +13,24 @@ const ERROR_FIELD = {
   Name: "Name",
   Comment: "Comment",
   Format: "Format",
+  MaxSize: "MaxSize",
+  QualityTarget: "QualityTarget",
+  SegmentMode: "SegmentMode",
+  Duration: "Duration",
+  LoopMode: "LoopMode",
 };
+
+// The extension fields (docs/api.md) and their defaults, which are Tencent's behaviour; a
+// template that uses none comes back without them.
+const EXTENSION_DEFAULTS = { MaxSize: 0, QualityTarget: 0, SegmentMode: "Fixed", Duration: 3, LoopMode: "None" };
+
+/** "MaxSize 500000 · LoopMode Boomerang": the extension fields a template sets, or "—". */
+export function extensionSummary(t) {
+  const set = Object.entries(EXTENSION_DEFAULTS)
+    .filter(([name, fallback]) => t[name] !== undefined && t[name] !== fallback)
+    .map(([name]) => `${name} ${t[name]}`);
+  return set.length ? set.join(" · ") : "—";
+}
 
 export function fieldForError(code) {
   const match = /^InvalidParameterValue\.(.+)$/.exec(code || "");
@@ -32,15 +49,21 @@ function templateForm(template, onDone) {
     Quality: 75,
     Comment: "",
   };
+  const ext = { ...EXTENSION_DEFAULTS, ...t };
   const fields = {
     Name: field("Name", input({ value: t.Name, maxlength: 64 })),
-    Format: field("Format", select(["gif", "webp"], t.Format)),
+    Format: field("Format", select(["gif", "webp", "avif", "mp4"], t.Format), "avif, mp4: extensions"),
     Width: field("Width", input({ type: "number", min: 0, max: 4096, value: t.Width }), "0 = keep ratio"),
     Height: field("Height", input({ type: "number", min: 0, max: 4096, value: t.Height }), "0 = keep ratio"),
     ResolutionAdaptive: field("Resolution adaptive", select(["open", "close"], t.ResolutionAdaptive)),
     Fps: field("Fps", input({ type: "number", value: t.Fps }), "1–30"),
     Quality: field("Quality", input({ type: "number", step: "any", value: t.Quality }), "1–100"),
     Comment: field("Comment", input({ value: t.Comment, maxlength: 256 })),
+    MaxSize: field("Max size (bytes)", input({ type: "number", min: 0, step: 1, value: ext.MaxSize }), "0 = no budget, else at least 10240"),
+    QualityTarget: field("Quality target (SSIM)", input({ type: "number", min: 0, max: 0.99, step: "any", value: ext.QualityTarget }), "0 = off, else 0.80–0.99"),
+    SegmentMode: field("Segment mode", select(["Fixed", "Highlight"], ext.SegmentMode), "Highlight: the best window"),
+    Duration: field("Duration (s)", input({ type: "number", min: 0.5, max: 30, step: "any", value: ext.Duration }), "0.5–30, the Highlight window"),
+    LoopMode: field("Loop mode", select(["None", "Seamless", "Crossfade", "Boomerang"], ext.LoopMode)),
   };
   const message = notice();
   const submit = h("button", { type: "submit" }, editing ? "Save" : "Create template");
@@ -75,6 +98,11 @@ function templateForm(template, onDone) {
       Fps: number("Fps"),
       Quality: number("Quality"),
       Comment: fields.Comment.input.value,
+      MaxSize: number("MaxSize"),
+      QualityTarget: number("QualityTarget"),
+      SegmentMode: fields.SegmentMode.input.value,
+      Duration: number("Duration"),
+      LoopMode: fields.LoopMode.input.value,
     };
     if (editing) params.Definition = t.Definition;
     submit.disabled = true;
@@ -147,6 +175,7 @@ export async function renderTemplates(root) {
           h("td", { "data-label": "Fps" }, String(t.Fps)),
           h("td", { "data-label": "Quality" }, String(t.Quality)),
           h("td", { "data-label": "Comment" }, t.Comment),
+          h("td", { "data-label": "Extensions" }, extensionSummary(t)),
           h(
             "td",
             { class: "actions" },
@@ -166,7 +195,7 @@ export async function renderTemplates(root) {
           h(
             "thead",
             {},
-            h("tr", {}, ["Definition", "Type", "Name", "Format", "Size", "Fps", "Quality", "Comment", ""].map((c) => h("th", { scope: "col" }, c))),
+            h("tr", {}, ["Definition", "Type", "Name", "Format", "Size", "Fps", "Quality", "Comment", "Extensions", ""].map((c) => h("th", { scope: "col" }, c))),
           ),
           h("tbody", {}, rows),
         ),
