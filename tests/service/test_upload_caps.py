@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from service_harness import Server, Vod, error_code, free_port
-from upload_helpers import cos_client, cos_config, object_key, padded_clip, sql
+from upload_helpers import cos_client, cos_config, cos_error, object_key, padded_clip, sql
 
 MiB = 1024 * 1024
 CAP = 2 * MiB + MiB // 2
@@ -87,16 +87,6 @@ def assert_nothing_left(
         error_code(lambda: vod("CommitUpload", {"VodSessionKey": applied["VodSessionKey"]}))
         == "ResourceNotFound"
     )
-
-
-def cos_error(call: Any) -> tuple[int, str]:
-    from qcloud_cos.cos_exception import CosServiceError
-
-    try:
-        call()
-    except CosServiceError as exc:
-        return int(exc.get_status_code()), str(exc.get_error_code())
-    raise AssertionError("the call succeeded")
 
 
 def signed_headers(

@@ -23,6 +23,7 @@ from service_harness import Server, Vod, anigraph, error_code, free_port, wait_f
 from upload_helpers import (
     cos_client,
     cos_config,
+    cos_error,
     expire_session,
     object_key,
     padded_clip,
@@ -35,17 +36,6 @@ from upload_helpers import (
 from media_factory import make_still_image
 
 MiB = 1024 * 1024
-
-
-def cos_error(call: Any) -> tuple[int, str]:
-    """Run ``call``; return the (HTTP status, COS error code) of the CosServiceError it raised."""
-    from qcloud_cos.cos_exception import CosServiceError
-
-    try:
-        call()
-    except CosServiceError as exc:
-        return int(exc.get_status_code()), str(exc.get_error_code())
-    raise AssertionError("the call succeeded")
 
 
 def header(answer: dict[str, Any], name: str) -> str:

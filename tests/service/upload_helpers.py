@@ -44,6 +44,17 @@ def cos_config(server: Server, applied: dict[str, Any], **overrides: Any) -> Any
     return CosConfig(**options)
 
 
+def cos_error(call: Any) -> tuple[int, str]:
+    """Run ``call``; return the (HTTP status, COS error code) of the CosServiceError it raised."""
+    from qcloud_cos.cos_exception import CosServiceError
+
+    try:
+        call()
+    except CosServiceError as exc:
+        return int(exc.get_status_code()), str(exc.get_error_code())
+    raise AssertionError("the call succeeded")
+
+
 def object_key(applied: dict[str, Any]) -> str:
     """The COS key: MediaStoragePath without its leading ``/`` (what vod-python-sdk does)."""
     path = str(applied["MediaStoragePath"])
