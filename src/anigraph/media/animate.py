@@ -22,10 +22,14 @@ from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.domain.geometry import at_least, even_size, output_size
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import MIN_GIF_DELAY_CS, Timeline, build_timeline
+from anigraph.media import highlight, loops
 from anigraph.media.decode import DecodeStats, Segment, check_deadline, segment_frames
+from anigraph.media.fit_rules import fit_problems
+from anigraph.media.measure import ReferenceTap, output_ssim, rgba_to_rgb, video_frame_to_rgb
 from anigraph.media.probe import check_video_stream, pick_video_stream, stream_duration
-from anigraph.media.quality import choices_for
+from anigraph.media.quality import EncoderChoices, choices_for
 from anigraph.media.safe_open import open_media
+from anigraph.media.scaling import reformat
 from anigraph.media.types import AnimateParams, Limits, OutputFormat, ProgressCallback, Result
 
 MAX_SIDE = 4096
@@ -45,6 +49,8 @@ def _validate(params: AnimateParams, limits: Limits) -> None:
     for name, value in (("width", params.width), ("height", params.height)):
         if not 0 <= value <= MAX_SIDE:
             problems.append(f"{name} must be 0 or at most {MAX_SIDE}")
+    problems.extend(fit_problems(params))
+    problems += highlight.segment_problems(params) + loops.loop_problems(params.loop_mode)
     if problems:
         raise TaskError(ErrCodeExt.CONFIGURATION_UNSUPPORTED, "; ".join(problems))
 
@@ -87,7 +93,8 @@ class _Converter:
     def _scaled(self, frame: av.VideoFrame, fmt: str) -> tuple[av.VideoFrame, int]:
         width, height, turns = self.size(frame)
         coded_w, coded_h = (height, width) if turns % 2 else (width, height)
-        scaled = frame.reformat(
+        scaled = reformat(
+            frame,
             width=coded_w,
             height=coded_h,
             format=fmt,
@@ -147,22 +154,41 @@ class _Job:
     params: AnimateParams
     limits: Limits
     deadline: float | None
-    segment: Segment
+    loop: loops.LoopPlan
+    seam: loops.SeamProbe
     converter: _Converter
     pool: ThreadPoolExecutor
     depth: int
     stats: DecodeStats
+    choices: EncoderChoices
 
     def frames(
         self,
         container: av.container.InputContainer,
         stream: VideoStream,
         convert: Callable[[av.VideoFrame], T],
-    ) -> Generator[T, None, None]:
+    ) -> Generator[T]:
+        """The output frames in order, the loop mode applied; close it before the container."""
+        forward = self._decode(container, stream, self.loop.segment, convert)
+
+        def decode_other(segment: Segment) -> Iterator[T]:
+            with open_media(self.source) as other:
+                yield from self._decode(other, pick_video_stream(other), segment, convert)
+
+        budget = self.limits.palette_buffer_bytes
+        return self.seam.watch(loops.loop_frames(self.loop, forward, decode_other, budget))
+
+    def _decode(
+        self,
+        container: av.container.InputContainer,
+        stream: VideoStream,
+        segment: Segment,
+        convert: Callable[[av.VideoFrame], T],
+    ) -> Iterator[T]:
         return segment_frames(
             container,
             stream,
-            self.segment,
+            segment,
             convert,
             self.limits,
             self.deadline,
@@ -182,7 +208,7 @@ def _encode_gif(
     # Imported here: the palette stack (libimagequant, Pillow) is only needed for GIF.
     from anigraph.media.gif import GifEncoder, add_to_histogram, palette_builder
 
-    choices = choices_for(job.params.quality)
+    choices = job.choices
     first = next(frames)
     height, width = first.shape[:2]
     builder = palette_builder(choices)
@@ -245,9 +271,7 @@ def _encode_webp(
     from anigraph.media.webp import WebpEncoder
 
     first = next(frames)
-    webp = WebpEncoder(
-        job.part, first.width, first.height, timeline, choices_for(job.params.quality)
-    )
+    webp = WebpEncoder(job.part, first.width, first.height, timeline, job.choices)
     _write_all(webp, first, frames, progress)
     return first.width, first.height
 
@@ -261,7 +285,7 @@ def _encode_video(
     from anigraph.media.timed_video import TimedVideoWriter
 
     make_format = avif_format if job.params.format is OutputFormat.AVIF else mp4_format
-    spec = make_format(choices_for(job.params.quality), job.limits.threads or os.cpu_count() or 1)
+    spec = make_format(job.choices, job.limits.threads or os.cpu_count() or 1)
     first = next(frames)
     writer = TimedVideoWriter(job.part, spec, first.width, first.height, job.params.fps, timeline)
     _write_all(writer, first, frames, progress)
@@ -279,10 +303,45 @@ def animate(
     """Render ``params`` applied to ``source`` into ``output`` (written atomically).
 
     Raises :class:`TaskError` with the Tencent ``ErrCodeExt`` on any failure, leaving no file.
-    ``deadline`` is a :func:`time.monotonic` instant.
+    ``deadline`` is a :func:`time.monotonic` instant. A job that uses an extension also gets its
+    measured ``Ssim``; one with ``MaxSize`` or ``QualityTarget`` is searched (media.fit).
     """
     limits = limits or Limits()
     _validate(params, limits)
+    # Highlight picks its window once: a byte-budget search then works on that window.
+    params = highlight.resolved(params, source, limits, deadline)
+    if params.max_size > 0 or params.quality_target > 0:
+        from anigraph.media.fit import fit
+
+        def render_with(
+            out: Path, chosen: AnimateParams, choices: EncoderChoices, report: ProgressCallback
+        ) -> Result:
+            return render(source, out, chosen, limits, deadline, report, choices, measured=True)
+
+        return fit(source, Path(output), params, limits, deadline, progress, render_with)
+    return render(
+        source,
+        output,
+        params,
+        limits,
+        deadline,
+        progress,
+        choices_for(params.quality),
+        measured=params.uses_extension(),
+    )
+
+
+def render(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    params: AnimateParams,
+    limits: Limits,
+    deadline: float | None,
+    progress: ProgressCallback | None,
+    choices: EncoderChoices,
+    measured: bool,
+) -> Result:
+    """One encode with these exact settings; ``measured`` adds ``Ssim`` (see media.measure)."""
     target = Path(output)
     part = target.with_name(f".{target.name}.{uuid.uuid4().hex}.part")
     unit, min_ticks = (100, MIN_GIF_DELAY_CS) if params.format is OutputFormat.GIF else (1000, 1)
@@ -293,13 +352,19 @@ def animate(
             stream.thread_type = "AUTO"
             duration = stream_duration(stream, container)
             start, end = resolve_segment(params.start, params.end, duration)
+            stats = DecodeStats()
+            end = loops.loop_end(params, source, start, end, duration, limits, deadline, stats)
             if end - start > limits.max_segment_seconds:
                 raise TaskError(
                     ErrCodeExt.CONFIGURATION_UNSUPPORTED,
                     f"segment of {end - start:.1f}s is longer than the limit of "
                     f"{limits.max_segment_seconds:g}s",
                 )
-            timeline = build_timeline(end - start, params.fps, unit, min_ticks)
+            forward = build_timeline(end - start, params.fps, unit, min_ticks)
+            loop = loops.plan_loop(
+                params.loop_mode, start, forward, params.fps, duration, min_ticks
+            )
+            timeline = loop.timeline
             if timeline.frame_count > limits.max_frames:
                 raise TaskError(
                     ErrCodeExt.CONFIGURATION_UNSUPPORTED,
@@ -307,7 +372,7 @@ def animate(
                 )
             threads = limits.threads or os.cpu_count() or 1
             steps = _Progress(timeline.frame_count, progress, deadline)
-            stats = DecodeStats()
+            seam = loops.SeamProbe()
             with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="anigraph") as pool:
                 job = _Job(
                     source=source,
@@ -315,23 +380,29 @@ def animate(
                     params=params,
                     limits=limits,
                     deadline=deadline,
-                    segment=Segment(start, timeline.times),
+                    loop=loop,
+                    seam=seam,
                     converter=_Converter(params, limits),
                     pool=pool,
                     depth=2 * threads,
                     stats=stats,
+                    choices=choices,
                 )
+                tap = ReferenceTap(timeline, _frame_bytes(job, stream)) if measured else None
                 if params.format is OutputFormat.GIF:
                     # closing(): on any failure the decoding thread is stopped and joined
                     # before the container closes under it (that crashed, in C).
                     with closing(job.frames(container, stream, job.converter.rgba)) as rgba:
-                        width, height = _encode_gif(job, rgba, timeline, steps)
-                elif params.format is OutputFormat.WEBP:
-                    with closing(job.frames(container, stream, job.converter.yuv)) as yuv:
-                        width, height = _encode_webp(job, yuv, timeline, steps)
+                        gif_frames = rgba if tap is None else tap.wrap(rgba, rgba_to_rgb)
+                        width, height = _encode_gif(job, gif_frames, timeline, steps)
                 else:
                     with closing(job.frames(container, stream, job.converter.yuv)) as yuv:
-                        width, height = _encode_video(job, yuv, timeline, steps)
+                        video_frames = yuv if tap is None else tap.wrap(yuv, video_frame_to_rgb)
+                        if params.format is OutputFormat.WEBP:
+                            width, height = _encode_webp(job, video_frames, timeline, steps)
+                        else:
+                            width, height = _encode_video(job, video_frames, timeline, steps)
+        score = output_ssim(part, params.format.value, tap.samples()) if tap else None
         size = part.stat().st_size
         if size > limits.max_output_bytes:
             raise TaskError(
@@ -363,9 +434,18 @@ def animate(
         Bitrate=round(size * 8 / seconds) if seconds > 0 else 0,
         Md5=md5,
         StartTimeOffset=round(start, 3),
-        EndTimeOffset=round(start + seconds, 3),
+        EndTimeOffset=round(start + loop.source_seconds, 3),
         FrameCount=timeline.frame_count,
         Duration=round(seconds, 3),
         decoded_frames=stats.decoded_frames,
         Fps=timeline.frame_count / seconds if seconds > 0 else 0.0,
+        Ssim=score,
+        LoopSeam=seam.seam() if params.uses_extension() else None,
     )
+
+
+def _frame_bytes(job: _Job, stream: VideoStream) -> int:
+    # An estimate from the template's box or the coded size: it only caps the samples kept.
+    width = job.params.width or stream.codec_context.width or 1
+    height = job.params.height or stream.codec_context.height or 1
+    return width * height * 3

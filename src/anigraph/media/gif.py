@@ -37,7 +37,7 @@ T = TypeVar("T")
 
 
 def palette_builder(choices: EncoderChoices) -> PaletteBuilder:
-    return PaletteBuilder(choices.palette_quality, choices.palette_speed)
+    return PaletteBuilder(choices.palette_quality, choices.palette_speed, choices.colours)
 
 
 def add_to_histogram(builder: PaletteBuilder, frame: NDArray[np.uint8]) -> None:

@@ -99,9 +99,9 @@ def _check(code: int) -> None:
 class PaletteBuilder:
     """Accumulates a colour histogram frame by frame; frames need not stay in memory."""
 
-    def __init__(self, max_quality: int, speed: int) -> None:
+    def __init__(self, max_quality: int, speed: int, colours: int = COLOURS) -> None:
         self._liq = _Liq()
-        lib.liq_set_max_colors(self._liq.attr, COLOURS)
+        lib.liq_set_max_colors(self._liq.attr, min(max(colours, 2), COLOURS))
         lib.liq_set_quality(self._liq.attr, 0, max_quality)
         lib.liq_set_speed(self._liq.attr, speed)
         self._histogram = lib.liq_histogram_create(self._liq.attr)

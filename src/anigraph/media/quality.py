@@ -9,6 +9,8 @@ GIF:
   because errors show on flat gradients and hide in texture.
 - ``palette_quality``: libimagequant's target quality; below 100 it may use fewer colours.
 - ``palette_speed``: libimagequant speed (1 slowest/best to 10 fastest).
+- ``colours``: most palette colours; 255 (all but the transparent entry) unless the MaxSize or
+  QualityTarget search (media.fit) gives colours up.
 WebP:
 - ``webp_quality``: libwebp's quality factor, the same scale ffmpeg's ``-q:v`` uses.
 - ``webp_method``: libwebp's effort (``compression_level``), 4 like ffmpeg's default.
@@ -44,6 +46,7 @@ class EncoderChoices:
     avif_preset: int
     x264_crf: float
     x264_preset: str
+    colours: int = 255
 
 
 def choices_for(quality: float) -> EncoderChoices:
