@@ -145,7 +145,8 @@ def test_unknown_output_extension_without_format(clip: Path, tmp_path: Path) -> 
 def test_probe_missing_file(tmp_path: Path) -> None:
     done = anigraph("probe", tmp_path / "missing.mp4")
     assert done.returncode == 1
-    assert done.stderr == "SourceFileError: source file does not exist\n"
+    missing = tmp_path / "missing.mp4"
+    assert done.stderr == f"SourceFileError: source file does not exist: {missing}\n"
 
 
 def test_probe_of_a_still_image_is_one_line(tmp_path: Path) -> None:

@@ -11,7 +11,15 @@ import click
 from anigraph.cli.shared import fail as _fail
 from anigraph.domain.errors import TaskError
 from anigraph.domain.geometry import ResolutionAdaptive
-from anigraph.media.types import AnimateParams, Limits, OutputFormat, Result
+from anigraph.media.fit_rules import QUALITY_TARGET_MAX, QUALITY_TARGET_MIN
+from anigraph.media.types import (
+    AnimateParams,
+    Limits,
+    LoopMode,
+    OutputFormat,
+    Result,
+    SegmentMode,
+)
 
 # Tencent's preset templates (spec section 4): source size, 2 fps.
 PRESETS: dict[int, AnimateParams] = {
@@ -21,12 +29,35 @@ PRESETS: dict[int, AnimateParams] = {
 FORMAT_NAMES = [fmt.value for fmt in OutputFormat]
 
 
+def _check_source(source: Path) -> None:
+    """Name the path when the input is not there: the engine's message cannot (in the service
+    the path is an internal one)."""
+    if not source.exists():
+        _fail(f"SourceFileError: source file does not exist: {source}")
+    if source.is_dir():
+        _fail(f"SourceFileError: source is a directory, not a file: {source}")
+
+
+def _check_output(output: Path) -> None:
+    """Refuse an output that cannot be written before any work is done."""
+    if output.is_dir():
+        raise click.UsageError(
+            f"output {output} is a directory; name a file in it, e.g. {output / 'clip.gif'}"
+        )
+    folder = output.parent
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "does not exist"
+        raise click.UsageError(f"output folder {folder} {what}; create it first")
+
+
 @click.command()
 @click.argument("source", type=click.Path(path_type=Path))
 def probe(source: Path) -> None:
     """Print the file's MetaData (Tencent field names) as JSON."""
     # The engine (PyAV, NumPy) is imported when a command needs it: `--help` stays quick.
     from anigraph.media.probe import probe as probe_media
+
+    _check_source(source)
 
     try:
         meta = probe_media(source)
@@ -44,7 +75,70 @@ def _format_for(output: Path, given: str | None, preset: AnimateParams | None) -
         return OutputFormat(suffix)
     if preset is not None:
         return preset.format
-    raise click.BadParameter("cannot tell the format from the name; use --format")
+    choices = _format_choices()
+    raise click.UsageError(
+        f"cannot tell the format from the name {output.name!r}: name the output "
+        f"{' or '.join('.' + c for c in choices)}, or give --format {'|'.join(choices)}"
+    )
+
+
+def _format_choices() -> list[str]:
+    """The formats `--format` accepts, read from the option itself so the two never differ."""
+    for param in convert.params:
+        if param.name == "fmt" and isinstance(param.type, click.Choice):
+            return [str(choice) for choice in param.type.choices]
+    return []
+
+
+_BYTE_UNITS = {"": 1, "k": 1000, "K": 1000, "M": 1000**2, "Ki": 1024, "Mi": 1024**2}
+
+
+class ByteSize(click.ParamType[int, "str | int"]):
+    """Bytes, with an optional unit: k = 1000, M = 1000000, Ki = 1024, Mi = 1048576."""
+
+    name = "bytes"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        number = text.rstrip("kKMi")
+        unit = text[len(number) :]
+        try:
+            amount = float(number)
+        except ValueError:
+            amount = -1.0
+        if unit not in _BYTE_UNITS or not 0 <= amount < 1e15:  # also refuses nan and inf
+            self.fail(f"{text!r} is not a size in bytes such as 500000, 500k or 2M", param, ctx)
+        return round(amount * _BYTE_UNITS[unit])
+
+
+def _quality_target(ctx: click.Context, param: click.Parameter, value: float | None) -> float:
+    if value is None or value == 0:
+        return 0.0
+    if not QUALITY_TARGET_MIN <= value <= QUALITY_TARGET_MAX:
+        raise click.BadParameter(
+            f"{value:g} is not 0 or in [{QUALITY_TARGET_MIN}, {QUALITY_TARGET_MAX}]"
+        )
+    return value
+
+
+def _closing_line(result: Result, measured: bool) -> str:
+    line = (
+        f"{result.path}: {result.Width}x{result.Height} {result.Container}, "
+        f"{result.FrameCount} frames, {result.Duration:.2f}s, {result.Size} bytes"
+    )
+    if measured:
+        line += f", window {result.StartTimeOffset:.2f}-{result.EndTimeOffset:.2f}s"
+        if result.LoopSeam is not None:
+            line += f", loop seam {result.LoopSeam:.3f}"
+        if result.Ssim is not None:
+            line += f", SSIM {result.Ssim:.4f}"
+        gave_up = ", ".join(result.Adjustments) if result.Adjustments else "nothing"
+        line += f"; gave up: {gave_up}"
+    return line
 
 
 def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> Result:
@@ -89,6 +183,37 @@ def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> R
 @click.option("--start", type=float, default=0.0, help="Seconds; negative counts from the end.")
 @click.option("--end", type=float, default=0.0, help="Seconds; 0 = the end; negative from the end.")
 @click.option("--definition", type=int, help="Start from preset 20000 (gif) or 20001 (webp).")
+@click.option(
+    "--max-size",
+    type=ByteSize(),
+    default=0,
+    help="Byte budget the output never exceeds (fps, size, colours or quality are given up): "
+    "500000, 500k (= 500000), 2M (= 2000000), 256Ki (= 262144); 0 = none.",
+)
+@click.option(
+    "--quality-target",
+    type=float,
+    callback=_quality_target,
+    help="SSIM to reach with the smallest file, 0.80-0.99 (fps and size stay).",
+)
+@click.option(
+    "--segment",
+    type=click.Choice(["fixed", "highlight"]),
+    default="fixed",
+    help="highlight: the best --duration window inside --start..--end (default fixed).",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(0.5, 30),
+    default=3.0,
+    help="Length of the highlight window, 0.5-30 s, default 3.",
+)
+@click.option(
+    "--loop",
+    type=click.Choice(["none", "seamless", "crossfade", "boomerang"]),
+    default="none",
+    help="How the end leads into the start (default none).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the output item as JSON.")
 def convert(
     source: Path,
@@ -102,9 +227,21 @@ def convert(
     start: float,
     end: float,
     definition: int | None,
+    max_size: int,
+    quality_target: float,
+    segment: str,
+    duration: float,
+    loop: str,
     as_json: bool,
 ) -> None:
-    """Convert a segment of SOURCE into an animated GIF, WebP or AVIF, or an MP4, at OUTPUT."""
+    """Convert a segment of SOURCE into an animated GIF, WebP or AVIF, or an MP4, at OUTPUT.
+
+    OUTPUT's folder must exist; an existing OUTPUT file is replaced (the image is written to a
+    temporary name beside it and renamed at the end, so a failure leaves the old file as it
+    was).
+    """
+    _check_source(source)
+    _check_output(output)
     preset = None
     if definition is not None:
         if definition not in PRESETS:
@@ -120,19 +257,23 @@ def convert(
         quality=base.quality if quality is None else quality,
         start=start,
         end=end,
+        max_size=max_size,
+        quality_target=quality_target,
+        segment_mode=SegmentMode[segment.upper()],
+        duration=duration,
+        loop_mode=LoopMode[loop.upper()],
     )
     try:
         result = _run(source, output, params, show_bar=sys.stderr.isatty() and not as_json)
     except TaskError as exc:
         _fail(str(exc))
         return
+    measured = params.uses_extension()
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        item = {**result.to_dict(), **(result.extension_fields() if measured else {})}
+        click.echo(json.dumps(item, indent=2, ensure_ascii=False))
     else:
-        click.echo(
-            f"{result.path}: {result.Width}x{result.Height} {result.Container}, "
-            f"{result.FrameCount} frames, {result.Duration:.2f}s, {result.Size} bytes"
-        )
+        click.echo(_closing_line(result, measured))
 
 
 def register(app: click.Group) -> None:
