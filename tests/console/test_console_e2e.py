@@ -71,7 +71,13 @@ def test_console_end_to_end(
         page.get_by_role("navigation").get_by_role("link", name=name, exact=True).wait_for()
     sub_app = console_server.default_key()["SubAppId"]
     assert f"SubAppId {sub_app}" in page.locator("#who").inner_text()
+    page.locator("#main .table-wrap > *").first.wait_for()
+    page.wait_for_load_state("networkidle")
     _shot(page, artifacts, "01-signed-in")
+    # What the screenshot shows: the Media page, once.
+    assert page.get_by_role("heading", level=1).all_inner_texts() == ["Media"]
+    assert page.locator("form[aria-label='Upload']").count() == 1
+    assert page.locator("#main .table-wrap").count() == 1
 
     # Templates: presets are listed; an invalid Fps shows its error next to the field.
     _nav(page, "Templates")
@@ -153,6 +159,9 @@ def test_console_end_to_end(
     page.get_by_role("checkbox", name=re.compile(r"^Preset GIF")).check()
     page.get_by_role("button", name="Start processing").click()
     page.get_by_text("Started task").wait_for()
+    assert page.get_by_text("Started task").evaluate(
+        "el => el.getBoundingClientRect().bottom <= window.innerHeight"
+    )
     _shot(page, artifacts, "09-process")
 
     # Events: the configuration form and the dead-letter note.

@@ -22,6 +22,17 @@ const main = document.getElementById("main");
 const nav = document.getElementById("nav");
 const who = document.getElementById("who");
 
+// The API's wording is Tencent's; at sign-in, say what the user got wrong.
+const SIGN_IN_ERRORS = {
+  "AuthFailure.SignatureFailure": "The SecretId/SecretKey pair is wrong: this SecretKey does not belong to this SecretId.",
+  "AuthFailure.SecretIdNotFound": "There is no such SecretId on this service (or it was revoked).",
+};
+
+function signInError(error) {
+  const text = error && SIGN_IN_ERRORS[error.code];
+  return text ? `${text} (${error.code})` : error;
+}
+
 function signInPage() {
   nav.hidden = true;
   who.hidden = true;
@@ -60,7 +71,7 @@ function signInPage() {
       if (!location.hash || location.hash === "#/") history.replaceState(null, "", "#/media");
       boot();
     } catch (error) {
-      showError(message, error);
+      showError(message, signInError(error));
     } finally {
       button.disabled = false;
     }

@@ -12,13 +12,15 @@ export function link(...parts) {
 /**
  * Start routing: `pages` maps a name to `render(root, args)`, which may return a cleanup
  * function (stop timers). Unknown names go to `fallback`.
+ *
+ * Each page draws into a container of its own. When the user moves on before a page's data
+ * arrived, that container is already detached, so the late page draws where no one sees it
+ * instead of into the page that replaced it.
  */
 export function startRouter(root, pages, fallback, onChange) {
   let cleanup = null;
-  let generation = 0;
-  async function show() {
-    generation += 1;
-    const mine = generation;
+  let shown = null;
+  function show() {
     if (typeof cleanup === "function") cleanup();
     cleanup = null;
     let { name, args } = parseHash(location.hash);
@@ -27,13 +29,19 @@ export function startRouter(root, pages, fallback, onChange) {
       args = [];
     }
     onChange(name);
-    root.replaceChildren();
-    const result = await pages[name](root, args);
-    if (mine !== generation) {
-      if (typeof result === "function") result();
-    } else {
-      cleanup = result || null;
-    }
+    const container = document.createElement("div");
+    container.className = "page";
+    root.replaceChildren(container);
+    shown = container;
+    Promise.resolve(pages[name](container, args)).then(
+      (result) => {
+        if (shown === container) cleanup = result || null;
+        else if (typeof result === "function") result();
+      },
+      (error) => {
+        if (shown === container) container.append(String(error?.message || error));
+      },
+    );
   }
   window.addEventListener("hashchange", show);
   show();

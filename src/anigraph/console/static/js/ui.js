@@ -110,6 +110,20 @@ function outputMedia(output) {
 }
 
 /** An animated output: the image itself, with size, dimensions, Md5 and a download link. */
+// The measured result: only outputs of templates that use an extension (MaxSize, ...) carry it.
+function measuredFacts(output) {
+  const facts = [];
+  if (output.FrameCount !== undefined) facts.push(["Frames", `${output.FrameCount} at ${output.Fps} fps`]);
+  if (output.Ssim !== undefined) facts.push(["SSIM", Number(output.Ssim).toFixed(4)]);
+  if (output.Adjustments !== undefined) {
+    facts.push(["Adjustments", output.Adjustments.length ? output.Adjustments.join(", ") : "none"]);
+  }
+  return facts.flatMap(([name, value]) => [
+    h("dt", {}, name),
+    h("dd", { "data-field": name.toLowerCase() }, value),
+  ]);
+}
+
 export function outputCard(output) {
   const name = new URL(output.Url, location.href).pathname.split("/").pop();
   return h(
@@ -132,6 +146,7 @@ export function outputCard(output) {
         h("dd", {}, `${output.StartTimeOffset}–${output.EndTimeOffset} s`),
         h("dt", {}, "Md5"),
         h("dd", { class: "mono" }, output.Md5 || "—"),
+        ...measuredFacts(output),
       ),
       h("a", { href: output.Url, download: name, class: "button" }, `Download ${name}`),
     ),

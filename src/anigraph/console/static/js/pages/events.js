@@ -19,7 +19,8 @@ export async function renderEvents(root) {
     return;
   }
   const mode = field("Mode", select(["PUSH", "PULL"], config.Mode));
-  const url = field("NotificationUrl", input({ type: "url", value: config.NotificationUrl || "" }), "for PUSH");
+  const url = field("NotificationUrl", input({ type: "url", value: config.NotificationUrl || "", placeholder: "https://example.com/anigraph/events" }), "for PUSH");
+  url.row.classList.add("wide");
   const switches = SWITCHES.map(([name, label]) => [name, field(label, select(["ON", "OFF"], config[name]))]);
   const signKey = field("SignKey", input({ value: "", autocomplete: "off" }), "leave empty to keep the current one");
   const button = h("button", { type: "submit" }, "Save");

@@ -15,8 +15,27 @@ function shownTime(time) {
   return !time || time.startsWith("0001-") ? "—" : time;
 }
 
-function statusBadge(status) {
-  return h("span", { class: `badge ${String(status).toLowerCase()}` }, status);
+function statusBadge(status, label = status) {
+  return h("span", { class: `badge ${String(status).toLowerCase()}` }, label);
+}
+
+/**
+ * A task as a person reads it. Tencent reports a task whose subtasks failed as Status FINISH
+ * (ErrCode on the task, or FAIL on subtasks): shown as FAILED (or PARTLY FAILED), in red.
+ */
+function taskBadge(status, task, subtasks) {
+  const failed = subtasks.filter((s) => s.Status === "FAIL").length;
+  if (status !== "FINISH" || (!failed && !task.ErrCode)) return statusBadge(status);
+  const label = failed && failed < subtasks.length ? "PARTLY FAILED" : "FAILED";
+  return h("span", { class: "badge fail", title: `Status ${status}` }, label);
+}
+
+function subtasksOf(task) {
+  return (task.MediaProcessResultSet || []).map((r) => r.AnimatedGraphicTask).filter(Boolean);
+}
+
+function errorLine(failure) {
+  return `${failure.ErrCodeExt || failure.ErrCode}: ${failure.Message}`;
 }
 
 function subtaskView(result) {
@@ -26,16 +45,19 @@ function subtaskView(result) {
   const failed = task.Status === "FAIL";
   return h(
     "li",
-    { class: "card subtask" },
+    { class: failed ? "card subtask failed" : "card subtask" },
     h(
       "h3",
       {},
       `Template ${input.Definition}, ${input.StartTimeOffset ?? 0}–${input.EndTimeOffset ?? "end"} s `,
       statusBadge(task.Status),
     ),
-    h("progress", { max: 100, value: task.Progress ?? 0, "aria-label": `Progress of template ${input.Definition}` }),
-    h("span", { class: "muted" }, ` ${task.Progress ?? 0}%`),
-    failed ? h("p", { class: "notice error" }, `${task.ErrCodeExt || task.ErrCode}: ${task.Message}`) : null,
+    failed
+      ? h("p", { class: "notice error", role: "alert" }, errorLine(task))
+      : [
+          h("progress", { max: 100, value: task.Progress ?? 0, "aria-label": `Progress of template ${input.Definition}` }),
+          h("span", { class: "muted" }, ` ${task.Progress ?? 0}%`),
+        ],
     task.Output && task.Output.Url ? outputCard(task.Output) : null,
   );
 }
@@ -62,6 +84,7 @@ async function renderDetail(root, taskId) {
       const task = procedureOf(detail) || {};
       if (task.FileId) rememberFileIds([task.FileId]);
       const results = task.MediaProcessResultSet || [];
+      const subtasks = subtasksOf(task);
       // replaceChildren would print a null as text: build through h(), which skips it.
       body.replaceChildren(
         ...h(
@@ -73,7 +96,7 @@ async function renderDetail(root, taskId) {
           h("dt", {}, "Type"),
           h("dd", {}, detail.TaskType),
           h("dt", {}, "Status"),
-          h("dd", {}, statusBadge(detail.Status)),
+          h("dd", {}, taskBadge(detail.Status, task, subtasks), h("span", { class: "muted" }, ` Status ${detail.Status}`)),
           h("dt", {}, "Media"),
           h("dd", {}, task.FileId ? h("a", { href: link("media", task.FileId) }, `${task.FileName || ""} ${task.FileId}`) : "—"),
           h("dt", {}, "Created"),
@@ -81,7 +104,7 @@ async function renderDetail(root, taskId) {
           h("dt", {}, "Finished"),
           h("dd", {}, shownTime(detail.FinishTime)),
         ),
-        task.ErrCode ? h("p", { class: "notice error" }, `${task.ErrCodeExt || task.ErrCode}: ${task.Message}`) : null,
+        task.ErrCode ? h("p", { class: "notice error", role: "alert" }, errorLine(task)) : null,
         h("h2", {}, "Subtasks"),
         results.length ? h("ul", { class: "subtasks" }, results.map(subtaskView)) : h("p", { class: "muted" }, "No subtasks."),
         ).childNodes,
@@ -127,29 +150,28 @@ async function renderList(root) {
       );
       const rows = tasks.map((t, index) => {
         const task = procedureOf(details[index] || {}) || {};
-        const subtasks = (task.MediaProcessResultSet || []).map((r) => r.AnimatedGraphicTask).filter(Boolean);
+        const subtasks = subtasksOf(task);
         const progress = subtasks.length
           ? Math.round(subtasks.reduce((sum, s) => sum + (s.Progress || 0), 0) / subtasks.length)
-          : t.Status === "FINISH" ? 100 : 0;
+          : 0;
         const failures = subtasks.filter((s) => s.Status === "FAIL");
         if (task.ErrCode) failures.unshift(task);
+        // A bar only while the task runs; once final, each subtask's own outcome.
+        const state = unfinished(t.Status)
+          ? [h("progress", { max: 100, value: progress, "aria-label": `Progress of ${t.TaskId}` }), ` ${progress}%`]
+          : subtasks.map((s) => statusBadge(s.Status));
         return h(
           "tr",
           {},
-          h("td", { "data-label": "Task" }, h("a", { href: link("tasks", t.TaskId), class: "mono" }, t.TaskId)),
-          h("td", { "data-label": "Status" }, statusBadge(t.Status)),
-          h(
-            "td",
-            { "data-label": "Progress" },
-            h("progress", { max: 100, value: progress, "aria-label": `Progress of ${t.TaskId}` }),
-            ` ${progress}%`,
-          ),
+          h("td", { "data-label": "Task" }, h("a", { href: link("tasks", t.TaskId), class: "mono task-id", title: t.TaskId }, t.TaskId)),
+          h("td", { "data-label": "Status" }, taskBadge(t.Status, task, subtasks)),
+          h("td", { "data-label": "Subtasks", class: "subtask-states" }, state),
           h("td", { "data-label": "Media" }, t.FileId ? h("a", { href: link("media", t.FileId) }, t.FileId) : "—"),
           h("td", { "data-label": "Created" }, t.CreateTime),
           h(
             "td",
             { "data-label": "Errors" },
-            failures.map((f) => h("div", { class: "error-text" }, `${f.ErrCodeExt || f.ErrCode}: ${f.Message}`)),
+            failures.map((f) => h("div", { class: "error-text" }, errorLine(f))),
           ),
         );
       });
@@ -158,7 +180,7 @@ async function renderList(root) {
           ? h(
               "table",
               {},
-              h("thead", {}, h("tr", {}, ["Task", "Status", "Progress", "Media", "Created", "Errors"].map((c) => h("th", { scope: "col" }, c)))),
+              h("thead", {}, h("tr", {}, ["Task", "Status", "Subtasks", "Media", "Created", "Errors"].map((c) => h("th", { scope: "col" }, c)))),
               h("tbody", {}, rows),
             )
           : h("p", { class: "muted" }, "No tasks (tasks are kept for 3 days)."),
