@@ -71,6 +71,17 @@ def ensure_default_key(ctx: Context) -> keys.KeyPair | None:
     return pair
 
 
+def default_key_note(settings: Settings) -> str:
+    """Where a restarted service's default key is, since it is printed on first start only."""
+    path = (settings.data_dir / DEFAULT_KEY_FILE).resolve()
+    if path.is_file():
+        return f"Default API key: in {path} (mode 0600); more with `anigraph keys create`"
+    return (
+        f"Default API key: no {path} (this data folder's keys came from elsewhere); "
+        "list them with `anigraph keys list`, add one with `anigraph keys create`"
+    )
+
+
 @dataclass
 class Service:
     ctx: Context
@@ -162,6 +173,8 @@ def serve(settings: Settings) -> None:
             f"  SubAppId:  {created.sub_app_id}",
             flush=True,
         )
+    else:
+        print(default_key_note(settings), flush=True)
     load_actions()
     notifications = start_notifications(service)
     slots = settings.serve_slots
@@ -187,6 +200,7 @@ def serve(settings: Settings) -> None:
         pool.start()
     where = f"{slots} worker slot(s)" if slots else "API only: workers run elsewhere"
     print(f"anigraph listening on http://{settings.host}:{settings.port}/ ({where})", flush=True)
+    print(f"Console: {settings.base_url}/console", flush=True)
     try:
         server.run()
     finally:

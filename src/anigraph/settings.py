@@ -181,3 +181,29 @@ def load(overrides: dict[str, Any] | None = None, config: Path | None = None) ->
         except (TypeError, ValueError) as exc:
             raise ValueError(f"setting {name}: {value!r} is not a valid value") from exc
     return replace(Settings(), **converted)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def example_toml(width: int = 96) -> str:
+    """A ``--config`` file with every setting at its default, each under its help as a comment:
+    generated from the declarations above, so the documented example cannot go stale."""
+    import textwrap
+
+    lines = [
+        "# anigraph settings (anigraph serve --config anigraph.toml). Every key is optional; the",
+        "# values below are the defaults. A flag or an ANIGRAPH_<NAME> variable overrides a key.",
+    ]
+    for spec in fields(Settings):
+        lines.append("")
+        help_text = str(spec.metadata["help"])
+        lines += textwrap.wrap(help_text, width - 2, initial_indent="# ", subsequent_indent="# ")
+        lines.append(f"# env {env_name(spec.name)}")
+        lines.append(f"{spec.name} = {_toml_value(spec.default)}")
+    return "\n".join(lines) + "\n"

@@ -27,6 +27,9 @@ class Files:
         class Handler(SimpleHTTPRequestHandler):
             def do_GET(self) -> None:
                 files.hits[self.path] = files.hits.get(self.path, 0) + 1
+                if self.path == "/busy.mp4":
+                    self.send_error(503)
+                    return
                 super().do_GET()
 
             def log_message(self, *args: object) -> None:
@@ -117,6 +120,16 @@ def test_pull_failures_end_the_task(pvod: Vod, files: Files, name: str, fragment
     pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
     assert pulled["Status"] == "FINISH" and pulled["ErrCode"] == 60000
     assert fragment in pulled["Message"] and pulled["FileId"] == ""
+
+
+def test_a_transient_failure_ends_as_final_after_its_attempts(pvod: Vod, files: Files) -> None:
+    """503 is worth retrying; once the attempts are spent the task ends, and says so."""
+    task_id = pvod("PullUpload", {"MediaUrl": files.url("busy.mp4")})["TaskId"]
+    pulled = wait_for_task(pvod, task_id)["PullUploadTask"]
+    assert pulled["Status"] == "FINISH" and pulled["ErrCode"] == 70000, pulled
+    assert files.hits["/busy.mp4"] == 3
+    assert "will retry" not in pulled["Message"]
+    assert "gave up after 3 attempts" in pulled["Message"]
 
 
 def test_pull_of_a_still_image_fails_at_once(pvod: Vod, files: Files) -> None:

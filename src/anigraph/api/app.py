@@ -8,7 +8,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from anigraph.api import envelope
@@ -32,8 +32,21 @@ def _json(body: bytes) -> Response:
     return Response(body, status_code=200, headers={"Content-Type": envelope.CONTENT_TYPE})
 
 
+def _browser_visit(request: Request) -> bool:
+    """A person typing the service's address: a GET with no API parameters, no signature, from a
+    client that wants HTML. An SDK never sends that, so the redirect cannot change its answers."""
+    return (
+        request.method == "GET"
+        and not request.url.query
+        and "authorization" not in request.headers
+        and "text/html" in request.headers.get("accept", "")
+    )
+
+
 def create_app(ctx: Context, metrics: Metrics) -> Starlette:
     async def api(request: Request) -> Response:
+        if _browser_visit(request):
+            return RedirectResponse("/console", status_code=303)
         request_id = envelope.new_request_id()
         body = await read_capped(request, ctx.settings.max_body_bytes)
         if body is None:

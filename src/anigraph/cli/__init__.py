@@ -25,6 +25,7 @@ from anigraph.cli import (
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="anigraph", prog_name="anigraph", message="%(prog)s %(version)s")
 def app() -> None:
     """Turn videos into animated images (GIF, WebP, AVIF) or MP4 loops, by template."""
 

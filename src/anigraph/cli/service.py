@@ -1,4 +1,4 @@
-"""``anigraph serve``, ``worker`` and ``migrate``: running the service on its database."""
+"""``anigraph serve``, ``worker``, ``migrate`` and ``config-example``: running the service."""
 
 from __future__ import annotations
 
@@ -44,3 +44,10 @@ def register(app: click.Group) -> None:
         database.create_schema()
         click.echo(f"schema at revision {current(database.engine)}")
         database.dispose()
+
+    @app.command("config-example")
+    def config_example() -> None:
+        """Print a --config TOML file with every setting at its default, each with its help."""
+        from anigraph.settings import example_toml
+
+        click.echo(example_toml(), nl=False)

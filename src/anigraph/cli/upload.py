@@ -24,10 +24,12 @@ from urllib.parse import urlsplit
 
 import click
 
-from anigraph.settings import DEFAULT_DATA_DIR, DEFAULT_KEY_FILE, env_name
+from anigraph.cli.shared import settings_from, settings_options
+from anigraph.settings import DEFAULT_DATA_DIR, DEFAULT_KEY_FILE, Settings, env_name
 
 """The key file ``anigraph serve`` writes into the data folder on first start."""
-DEFAULT_ENDPOINT = "127.0.0.1:8080"
+SERVER_SETTINGS = ("host", "port", "public_url")
+"""The settings `serve` listens and links by, which tell a client where the server is."""
 
 
 class UploadFailed(Exception):
@@ -49,6 +51,19 @@ def _endpoint(value: str) -> tuple[str, str]:
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path:
         raise click.UsageError(f"--endpoint must be host:port or http(s)://host:port, not {value}")
     return parts.scheme, parts.netloc
+
+
+def endpoint_of(settings: Settings) -> str:
+    """Where the server configured by ``settings`` is reached: ``public_url`` when set (a proxy in
+    front of it), else ``host:port``, with a wildcard listen address read as this machine."""
+    if settings.public_url:
+        return settings.public_url
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{settings.port}"
 
 
 def read_key_file(path: Path) -> dict[str, Any]:
@@ -187,9 +202,10 @@ def register(app: click.Group) -> None:
     @click.option("--media-type", default=None, help="Extension, e.g. mp4; default: FILE's.")
     @click.option(
         "--endpoint",
-        default=DEFAULT_ENDPOINT,
-        show_default=True,
-        help="host:port of the anigraph API (http://, or https://host:port).",
+        default=None,
+        help="host:port of the anigraph API (http://, or https://host:port); default: the "
+        "server the settings below describe, as `serve` reads them (public_url, else "
+        "host:port: 127.0.0.1:8080).",
     )
     @click.option("--secret-id", default=None, help="Sign with this key pair.")
     @click.option(
@@ -220,12 +236,13 @@ def register(app: click.Group) -> None:
     )
     @click.option("--threads", type=click.IntRange(1, 32), default=4, show_default=True)
     @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+    @settings_options(SERVER_SETTINGS)
     def upload_command(
         file: Path,
         procedure: str,
         media_name: str | None,
         media_type: str | None,
-        endpoint: str,
+        endpoint: str | None,
         secret_id: str | None,
         secret_key: str | None,
         key_file: Path | None,
@@ -234,13 +251,19 @@ def register(app: click.Group) -> None:
         part_size: int,
         threads: int,
         as_json: bool,
+        **options: Any,
     ) -> None:
-        """Upload FILE as a new media item (ApplyUpload, COS upload, CommitUpload)."""
+        """Upload FILE as a new media item (ApplyUpload, COS upload, CommitUpload).
+
+        The server is found from the settings `anigraph serve` uses (flags, ANIGRAPH_PORT,
+        ANIGRAPH_HOST, ANIGRAPH_PUBLIC_URL, --config), unless --endpoint names it.
+        """
         key_id, key_secret, key_sub_app = _key(secret_id, secret_key, key_file, data_dir)
+        server = settings_from(options)
         try:
             result = upload(
                 file,
-                endpoint=endpoint,
+                endpoint=endpoint or endpoint_of(server),
                 secret_id=key_id,
                 secret_key=key_secret,
                 sub_app_id=sub_app_id if sub_app_id is not None else key_sub_app,
