@@ -13,7 +13,7 @@ from anigraph.metrics import Metrics
 from jobs_fixtures import add_media, add_task, add_template, entry, make_ctx, outputs, sub
 from test_jobs import OUTPUT_KEYS as TENCENT_KEYS
 
-# Every extension job also reports its loop seam (issue 12), whatever it set.
+# Every extension job also reports its loop seam, whatever it set.
 MEASURED_KEYS = {"FrameCount", "Fps", "Ssim", "Adjustments", "LoopSeam"}
 
 
