@@ -309,7 +309,8 @@ def test_lost_messages_are_recovered_by_the_claim_loop(
 
     # 2. A task whose message is published while no worker runs, then purged with the rest.
     orphan = light_task(vod, file_id)
-    assert cluster.queued_messages() == 1
+    # ProcessMedia answers before its wake-up is published (a hung Redis must not hold it).
+    wait_until(lambda: cluster.queued_messages() == 1, "the orphan's message to be queued", 10)
     cluster.drop_messages()
     assert cluster.queued_messages() == 0
     assert cluster.task(orphan).status == "WAITING"

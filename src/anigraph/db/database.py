@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import logging
 import os
+import sqlite3
 import stat
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +30,9 @@ POOL_OVERFLOW = 20
 """Extra connections opened under load, closed again when returned."""
 POOL_RECYCLE_SECONDS = 1800
 PRIVATE_FILE_MODE = 0o600
+WAL_SWITCH_SECONDS = 30
+"""How long a new database's switch to WAL waits for other processes opening it (the busy
+timeout's length)."""
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 """Files SQLite keeps beside a database; they hold its pages too (SecretKeys included)."""
 
@@ -62,7 +67,7 @@ class Database:
             # pysqlite's own transaction handling would delay BEGIN; take control of it.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _use_wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
@@ -87,6 +92,27 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _use_wal(cursor: Any) -> None:
+    """Put the database in WAL mode (once: the mode is kept in the file).
+
+    Switching needs the database to itself, and SQLite answers "database is locked" at once,
+    without waiting on the busy timeout, when another process is opening it at that moment
+    (several machines starting together on a new database): read the mode first, and retry
+    the switch for as long as the busy timeout would have waited.
+    """
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            if str(cursor.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+                return
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _private_sqlite_files(url: str) -> None:
