@@ -180,9 +180,8 @@ def timed_animate(source: Path, output: Path, params: AnimateParams) -> tuple[Re
 
 
 def isolated(source: Path, output: Path, params: AnimateParams) -> tuple[Result, float]:
-    """``animate`` in a child process, timed there; a crashed child is replaced and the job
-    run again (FFmpeg 8's libswscale segfaults now and then on vtest.avi's WebP, on main too;
-    the service runs every job in such a child for the same reason)."""
+    """``animate`` in a child process, timed there, as the service runs every job; a crashed
+    child is replaced and the job run again, so one crash costs a row's time, not the run."""
     global _POOL
     for _ in range(CRASH_RETRIES):
         if _POOL is None:
