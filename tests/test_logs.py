@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from anigraph.logs import JsonFormatter, bound
+import pytest
+
+from anigraph.db.database import Database
+from anigraph.logs import JsonFormatter, bound, configure
 
 
 def render(record: logging.LogRecord) -> dict[str, object]:
@@ -26,3 +29,19 @@ def test_fields_from_record_and_context() -> None:
     assert entry["TaskId"] == "1-procedurev2-ab" and entry["RequestId"] == "r-1"
     assert entry["message"] == "inside" and entry["level"] == "info"
     assert "TaskId" not in render(make("after"))
+
+
+def test_a_start_logs_the_migrations_run_but_not_alembics_plugin_setup(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure("info")
+        Database("sqlite://").create_schema()
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    messages = [json.loads(line)["message"] for line in capfd.readouterr().err.splitlines()]
+    assert any(message.startswith("Running upgrade") for message in messages)
+    assert [message for message in messages if "setup plugin" in message] == []

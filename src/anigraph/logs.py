@@ -49,5 +49,7 @@ def configure(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access",):
+    # Every request, and Alembic's "setup plugin" lines (seven at each start), would bury what
+    # a newcomer needs to see first (the key, the address); the migrations run stay logged.
+    for noisy in ("uvicorn.access", "alembic.runtime.plugins"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
