@@ -11,6 +11,7 @@ import click
 from anigraph.cli.shared import fail as _fail
 from anigraph.domain.errors import TaskError
 from anigraph.domain.geometry import ResolutionAdaptive
+from anigraph.domain.templates import DEFAULT_DURATION, DURATION_RANGE
 from anigraph.media.fit_rules import QUALITY_TARGET_MAX, QUALITY_TARGET_MIN
 from anigraph.media.types import (
     AnimateParams,
@@ -27,6 +28,8 @@ PRESETS: dict[int, AnimateParams] = {
     20001: AnimateParams(format=OutputFormat.WEBP, fps=2),
 }
 FORMAT_NAMES = [fmt.value for fmt in OutputFormat]
+SEGMENT_NAMES = [mode.value.lower() for mode in SegmentMode]
+LOOP_NAMES = [mode.value.lower() for mode in LoopMode]
 
 
 def _check_source(source: Path) -> None:
@@ -75,19 +78,10 @@ def _format_for(output: Path, given: str | None, preset: AnimateParams | None) -
         return OutputFormat(suffix)
     if preset is not None:
         return preset.format
-    choices = _format_choices()
     raise click.UsageError(
         f"cannot tell the format from the name {output.name!r}: name the output "
-        f"{' or '.join('.' + c for c in choices)}, or give --format {'|'.join(choices)}"
+        f"{' or '.join('.' + c for c in FORMAT_NAMES)}, or give --format {'|'.join(FORMAT_NAMES)}"
     )
-
-
-def _format_choices() -> list[str]:
-    """The formats `--format` accepts, read from the option itself so the two never differ."""
-    for param in convert.params:
-        if param.name == "fmt" and isinstance(param.type, click.Choice):
-            return [str(choice) for choice in param.type.choices]
-    return []
 
 
 _BYTE_UNITS = {"": 1, "k": 1000, "K": 1000, "M": 1000**2, "Ki": 1024, "Mi": 1024**2}
@@ -198,19 +192,20 @@ def _run(source: Path, output: Path, params: AnimateParams, show_bar: bool) -> R
 )
 @click.option(
     "--segment",
-    type=click.Choice(["fixed", "highlight"]),
+    type=click.Choice(SEGMENT_NAMES),
     default="fixed",
     help="highlight: the best --duration window inside --start..--end (default fixed).",
 )
 @click.option(
     "--duration",
-    type=click.FloatRange(0.5, 30),
-    default=3.0,
-    help="Length of the highlight window, 0.5-30 s, default 3.",
+    type=click.FloatRange(*DURATION_RANGE),
+    default=DEFAULT_DURATION,
+    help=f"Length of the highlight window, {DURATION_RANGE[0]:g}-{DURATION_RANGE[1]:g} s, "
+    f"default {DEFAULT_DURATION:g}.",
 )
 @click.option(
     "--loop",
-    type=click.Choice(["none", "seamless", "crossfade", "boomerang"]),
+    type=click.Choice(LOOP_NAMES),
     default="none",
     help="How the end leads into the start (default none).",
 )

@@ -66,7 +66,7 @@ def _rotation(frame: av.VideoFrame) -> int:
     return round(frame.rotation / 90.0) % 4
 
 
-class _Converter:
+class FrameConverter:
     """Scales (Lanczos) and rotates one decoded frame to the output size and pixel format."""
 
     def __init__(self, params: AnimateParams, limits: Limits) -> None:
@@ -156,7 +156,7 @@ class _Job:
     deadline: float | None
     loop: loops.LoopPlan
     seam: loops.SeamProbe
-    converter: _Converter
+    converter: FrameConverter
     pool: ThreadPoolExecutor
     depth: int
     stats: DecodeStats
@@ -382,7 +382,7 @@ def render(
                     deadline=deadline,
                     loop=loop,
                     seam=seam,
-                    converter=_Converter(params, limits),
+                    converter=FrameConverter(params, limits),
                     pool=pool,
                     depth=2 * threads,
                     stats=stats,

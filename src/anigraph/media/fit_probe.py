@@ -30,7 +30,7 @@ from PIL import Image
 
 from anigraph.domain.offsets import resolve_segment
 from anigraph.domain.timeline import Timeline, build_timeline
-from anigraph.media.animate import SWSCALE_THREADS, _Converter
+from anigraph.media.animate import SWSCALE_THREADS, FrameConverter
 from anigraph.media.decode import DecodeStats, Segment, segment_frames
 from anigraph.media.probe import check_video_stream, pick_video_stream, stream_duration
 from anigraph.media.quality import EncoderChoices
@@ -90,7 +90,7 @@ def take_sample(
     source: str | os.PathLike[str], params: AnimateParams, limits: Limits, deadline: float | None
 ) -> Sample:
     """Decode the probe windows of the segment (few seconds, bounded memory)."""
-    converter = _Converter(params, limits)
+    converter = FrameConverter(params, limits)
     with open_media(source) as container:
         stream = pick_video_stream(container)
         check_video_stream(stream, limits)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from anigraph.domain.templates import QUALITY_TARGET_RANGE
 from anigraph.media.types import AnimateParams
 
-QUALITY_TARGET_MIN = 0.80
-QUALITY_TARGET_MAX = 0.99
+QUALITY_TARGET_MIN, QUALITY_TARGET_MAX = QUALITY_TARGET_RANGE
 
 
 def fit_problems(params: AnimateParams) -> list[str]:

@@ -25,14 +25,14 @@ from numpy.typing import NDArray
 
 from anigraph.domain.errors import ErrCodeExt, TaskError
 from anigraph.domain.offsets import resolve_segment
+from anigraph.domain.templates import DURATION_RANGE
 from anigraph.media.analysis import PacketScan, Plane, sampled_planes, scan_packets
 from anigraph.media.decode import DecodeStats
 from anigraph.media.probe import check_video_stream, pick_video_stream, stream_duration
 from anigraph.media.safe_open import open_media
 from anigraph.media.types import AnimateParams, Limits, SegmentMode
 
-MIN_DURATION = 0.5
-MAX_DURATION = 30.0
+MIN_DURATION, MAX_DURATION = DURATION_RANGE
 # A close look decodes every frame (only cheaper); past this many source pixels a search ranks
 # windows by packet sizes first and looks closely around the best few only. About 8 s of 1080p
 # at 25 fps, 2 s of decoding on a busy core.

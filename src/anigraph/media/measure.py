@@ -16,7 +16,6 @@ frame iterator in ``tap.wrap`` and call :func:`output_ssim` on the written file.
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -154,8 +153,3 @@ def output_ssim(path: Path, container: str, samples: Sequence[tuple[float, Rgb]]
         if frame.shape == reference.shape
     ]
     return float(np.mean(scores)) if scores else None
-
-
-def shown_index(starts: Sequence[float], seconds: float) -> int:
-    """Index of the frame on screen ``seconds`` into an animation of frames beginning ``starts``."""
-    return max(0, bisect.bisect_right(starts, seconds + 1e-9) - 1)

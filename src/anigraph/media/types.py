@@ -8,6 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from anigraph.domain.geometry import ResolutionAdaptive
+from anigraph.domain.templates import DEFAULT_DURATION
 
 
 class OutputFormat(StrEnum):
@@ -49,7 +50,7 @@ class AnimateParams:
     max_size: int = 0  # bytes; 0 = no budget
     quality_target: float = 0.0  # SSIM to reach; 0 = off
     segment_mode: SegmentMode = SegmentMode.FIXED
-    duration: float = 3.0  # seconds, the Highlight window's length
+    duration: float = DEFAULT_DURATION  # seconds, the Highlight window's length
     loop_mode: LoopMode = LoopMode.NONE
 
     def uses_extension(self) -> bool:
