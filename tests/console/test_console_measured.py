@@ -1,5 +1,5 @@
-"""The console shows the measured result (Ssim, Adjustments) of a MaxSize output on the task and
-media detail pages, and nothing of the kind for a plain template's output."""
+"""The console shows the measured result (Ssim, Adjustments, LoopSeam) of a MaxSize output on
+the task and media detail pages, and nothing of the kind for a plain template's output."""
 
 from __future__ import annotations
 
@@ -74,6 +74,7 @@ def test_task_and_media_detail_show_ssim_and_adjustments(
         assert measured["SSIM"] == f"{output['Ssim']:.4f}"
         assert measured["Adjustments"] == ", ".join(output["Adjustments"])
         assert re.fullmatch(r"\d+ at [\d.]+ fps", measured["Frames"])
+        assert measured["Loop seam"] == f"{output['LoopSeam']:.4f}"
         plain = by_definition["20000"]
-        assert not {"SSIM", "Adjustments", "Frames"} & set(plain), route
+        assert not {"SSIM", "Adjustments", "Frames", "Loop seam"} & set(plain), route
     assert console_log.errors == []

@@ -109,12 +109,12 @@ function outputMedia(output) {
   return h("img", { src: output.Url, alt: label, ...size, loading: "lazy" });
 }
 
-/** An animated output: the image itself, with size, dimensions, Md5 and a download link. */
 // The measured result: only outputs of templates that use an extension (MaxSize, ...) carry it.
 function measuredFacts(output) {
   const facts = [];
   if (output.FrameCount !== undefined) facts.push(["Frames", `${output.FrameCount} at ${output.Fps} fps`]);
   if (output.Ssim !== undefined) facts.push(["SSIM", Number(output.Ssim).toFixed(4)]);
+  if (output.LoopSeam !== undefined) facts.push(["Loop seam", Number(output.LoopSeam).toFixed(4)]);
   if (output.Adjustments !== undefined) {
     facts.push(["Adjustments", output.Adjustments.length ? output.Adjustments.join(", ") : "none"]);
   }
@@ -124,6 +124,7 @@ function measuredFacts(output) {
   ]);
 }
 
+/** An animated output: the image itself, with size, dimensions, Md5 and a download link. */
 export function outputCard(output) {
   const name = new URL(output.Url, location.href).pathname.split("/").pop();
   return h(
